@@ -1,0 +1,104 @@
+"""Decode any call recording to 16 kHz float32, one array per channel.
+
+PyAV bundles FFmpeg's libraries, so wav (PCM 8/16/24/32-bit, float, mu-law,
+a-law), flac, mp3, ogg/opus and m4a decode without a system ffmpeg.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+
+
+class AudioError(Exception):
+    """A file could not be turned into audio; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Audio:
+    channels: np.ndarray  # shape (n_channels, n_samples), float32 in [-1, 1], 16 kHz
+    source_rate: int
+    codec: str
+
+    @property
+    def duration(self) -> float:
+        return self.channels.shape[1] / SAMPLE_RATE
+
+    @property
+    def n_channels(self) -> int:
+        return self.channels.shape[0]
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise AudioError(f"{path}: file not found")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise AudioError(f"{path}: permission denied") from None
+    if size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+
+
+def decode(path: str | Path) -> Audio:
+    """Decode ``path`` to 16 kHz float32 channels without downmixing."""
+    import av  # heavy import kept at the edge
+
+    path = Path(path)
+    _check_readable(path)
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise AudioError(f"{path}: not a readable audio file ({_reason(exc)})") from None
+    with container:
+        if not container.streams.audio:
+            raise AudioError(f"{path}: contains no audio stream")
+        stream = container.streams.audio[0]
+        codec = stream.codec_context.name
+        n_channels = stream.codec_context.channels or 0
+        source_rate = stream.codec_context.sample_rate or 0
+        if n_channels < 1:
+            raise AudioError(f"{path}: audio stream reports no channels")
+        # Planar float keeps the channels apart, so a stereo call can be split by role.
+        resampler = av.AudioResampler(format="fltp", layout=stream.layout.name if stream.layout else None, rate=SAMPLE_RATE)
+        chunks: list[np.ndarray] = []
+        try:
+            for frame in container.decode(stream):
+                frame.pts = None
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray())
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray())
+        except (av.error.InvalidDataError, av.error.FFmpegError, ValueError) as exc:
+            if not chunks:
+                raise AudioError(f"{path}: corrupt or unsupported audio ({_reason(exc)})") from None
+            raise AudioError(f"{path}: audio is truncated or corrupt after {sum(c.shape[1] for c in chunks) / SAMPLE_RATE:.1f} s ({_reason(exc)})") from None
+    if not chunks:
+        raise AudioError(f"{path}: no audio samples (zero-length audio)")
+    samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
+    if samples.shape[1] == 0:
+        raise AudioError(f"{path}: no audio samples (zero-length audio)")
+    return Audio(channels=samples, source_rate=source_rate, codec=codec)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    # FFmpeg messages repeat the path; keep the part that says what went wrong.
+    return text.split(": '")[0]

