@@ -55,8 +55,10 @@ class AsrConfig:
 
 @dataclass(frozen=True)
 class TurnsConfig:
-    merge_gap: float = 1.0
-    """Consecutive segments of the same role closer than this (s) form one turn."""
+    split_pause: float = 1.0
+    """A pause between words longer than this (s) is a place where the other party may take the turn."""
+    max_pause: float = 5.0
+    """A party resuming within this many seconds, nobody else speaking in between, continues its turn."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,43 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class ForecastConfig:
+    columns: dict[str, str] = field(
+        default_factory=lambda: {
+            "id": "opportunity_id",
+            "stage": "deal_stage",
+            "amount": "close_value",
+            "engage_date": "engage_date",
+            "close_date": "close_date",
+            "agent": "sales_agent",
+            "product": "product",
+            "account": "account",
+        }
+    )
+    """Pipeline CSV column for each deal field; only id and stage must exist."""
+    open_stages: tuple[str, ...] = ("Prospecting", "Engaging")
+    """Stages of deals still in the pipeline, in funnel order."""
+    won_stages: tuple[str, ...] = ("Won",)
+    lost_stages: tuple[str, ...] = ("Lost",)
+    engaged_stage: str = "Engaging"
+    """The open stage whose start the engage date records ('' = none); lets past pipelines be rebuilt."""
+    win_rates: dict[str, float] = field(default_factory=dict)
+    """Fixed win rate per open stage; stages not listed learn theirs from won vs lost deals."""
+    coverage_ratio: float = 3.0
+    """Pipeline needed per unit of target; below it the pipeline is flagged too thin."""
+    product_prices: dict[str, float] = field(default_factory=dict)
+    """List price per product for deals without an amount (added to, and overriding, --products)."""
+    date_format: str = "%Y-%m-%d"
+    """strptime format of the pipeline's date columns."""
+    risky_intents: tuple[str, ...] = ("cancellation", "complaint", "pricing")
+    """Customer intents on a deal's calls that put the deal at risk."""
+    unresolved_issue_states: tuple[str, ...] = ("unresolved", "escalated")
+    """Call issue states that count as an unresolved issue on the deal."""
+    negative_sentiment_below: float = 0.0
+    """A latest-call customer sentiment below this puts the deal at risk."""
+
+
+@dataclass(frozen=True)
 class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
@@ -112,6 +151,7 @@ class Config:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     sequences: SequencesConfig = field(default_factory=SequencesConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -120,6 +160,8 @@ class Config:
         _check_choice("asr.backend", self.asr.backend, ("ctranslate2",))
         _check_choice("asr.device", self.asr.device, ("auto", "cpu", "cuda"))
         _check_choice("audio.agent_channel", self.audio.agent_channel, (0, 1))
+        if self.turns.split_pause <= 0 or self.turns.max_pause < self.turns.split_pause:
+            raise ConfigError("turns.split_pause/max_pause: need 0 < split_pause <= max_pause")
         if self.asr.beam_size < 1:
             raise ConfigError(f"asr.beam_size: must be >= 1, got {self.asr.beam_size}")
         if not 0.0 <= self.tagging.intent_threshold <= 1.0:

@@ -1,0 +1,59 @@
+"""`callpipe run` end to end on the real stereo call, with bad files beside it."""
+
+import json
+import sqlite3
+
+
+def test_batch_goes_on_past_bad_files_and_exits_nonzero(stereo_run):
+    assert stereo_run["code"] == 1
+    db = sqlite3.connect(stereo_run["out"] / "callpipe.sqlite")
+    errors = dict(db.execute("SELECT source, reason FROM errors"))
+    assert len(errors) == 2
+    for source, reason in errors.items():
+        assert source in reason and "\n" not in reason
+    assert any("empty file" in r for r in errors.values())
+    (calls,) = db.execute("SELECT COUNT(*) FROM calls").fetchone()
+    assert calls == 1
+    # No half-written call: every stored call has its analysis and events.
+    assert db.execute("SELECT COUNT(*) FROM calls LEFT JOIN analyses USING (call_id) WHERE analyses.call_id IS NULL").fetchone()[0] == 0
+
+
+def test_stereo_call_has_both_roles_in_time_order_agent_greets_first(stereo_run):
+    out = stereo_run["out"]
+    (json_path,) = (out / "calls").glob("*.json")
+    call = json.loads(json_path.read_text())
+    turns = call["turns"]
+    roles = {t["role"] for t in turns}
+    assert roles == {"agent", "customer"}
+    starts = [t["start"] for t in turns]
+    assert starts == sorted(starts)
+    assert turns[0]["role"] == "agent"
+    assert "thank you for calling" in turns[0]["text"].lower()
+    assert any("my name is jack" in t["text"].lower() for t in turns if t["role"] == "customer")
+    # Every turn is tagged, and the call has an analysis with a score in range.
+    assert all(t["tags"]["act"] in ("problem_stated", "solution_offered", "solution_confirmed", "other") for t in turns)
+    analysis = call["analysis"]
+    assert 0 <= analysis["efficiency_score"] <= 100
+    assert set(analysis["talk_time"]) == {"agent", "customer"}
+    assert analysis["handle_time"] > 240
+    assert call["events"] and len(call["events"]) == len(turns)
+
+
+def test_run_is_recorded_with_config_models_and_summary(stereo_run):
+    db = sqlite3.connect(stereo_run["out"] / "callpipe.sqlite")
+    config, versions, summary = db.execute("SELECT config_json, model_versions_json, summary_json FROM runs").fetchone()
+    assert json.loads(config)["asr"]["model"] == "embedded"
+    assert "tiny.en" in json.loads(versions)["asr"]
+    summary = json.loads(summary)
+    assert summary["processed"] == 1 and summary["failed"] == 2
+    assert summary["audio_seconds"] > 240 and summary["real_time_factor"] > 0
+
+
+def test_report_pages_list_the_call_and_show_its_transcript(stereo_run):
+    report = stereo_run["out"] / "report"
+    index = (report / "index.html").read_text()
+    (page,) = (report / "calls").glob("*.html")
+    assert f'calls/{page.name}' in index
+    html = page.read_text()
+    assert 'class="turn agent"' in html and 'class="turn customer"' in html
+    assert "<audio" in html and "aws_lca_call40_stereo.flac" in html
