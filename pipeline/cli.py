@@ -35,16 +35,19 @@ def _load_config(args: argparse.Namespace, extra: dict | None = None):
 
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="transcribe, tag, analyse and store calls")
-    p.add_argument("paths", nargs="+", type=Path, help="audio files or folders (searched recursively)")
+    p.add_argument("paths", nargs="+", type=Path, help="audio files, folders (searched recursively) or manifests (.csv, .jsonl)")
     p.add_argument("--out", type=Path, required=True, help="run directory: store, per-call JSON, report")
     p.add_argument("--asr-backend", help="override asr.backend")
+    p.add_argument("--workers", type=int, default=1, help="calls processed in parallel, each worker loading the models once (default 1)")
+    p.add_argument("--force", action="store_true", help="redo calls already stored with the same audio, config and models")
+    p.add_argument("--log-json", action="store_true", help="one JSON object per log line (for a nightly job's log)")
     p.add_argument("--no-report", action="store_true", help="skip writing the HTML report")
     _config_args(p)
     p.set_defaults(func=_cmd_run)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .runner import run_batch
+    from .batch import RunLockedError, run_batch
 
     extra: dict = {}
     if args.asr_backend:
@@ -52,8 +55,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.no_report:
         extra.setdefault("report", {})["enabled"] = False
     cfg = _load_config(args, extra)
-    summary = run_batch(args.paths, args.out, cfg)
-    return EXIT_OK if summary.failed == 0 else EXIT_FAILED
+    if args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    try:
+        summary = run_batch(args.paths, args.out, cfg, workers=args.workers, force=args.force, log_json=args.log_json)
+    except RunLockedError as exc:
+        raise UsageError(str(exc)) from None
+    return summary.exit_code
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -131,6 +139,12 @@ def _add_evaluate(sub) -> None:
     acts.add_argument("--train", type=Path, help="STC3-format JSON to train on")
     acts.add_argument("--test", type=Path, help="STC3-format JSON to test on")
     acts.set_defaults(func=_cmd_evaluate_acts)
+    fc = esub.add_parser("forecast", help="backtest the sales forecasts quarter by quarter (MAPE, bias)")
+    fc.add_argument("--data", type=Path, required=True, help="folder with sales_pipeline.csv (and products.csv), or a pipeline CSV")
+    fc.add_argument("--products", type=Path, help="product list prices CSV (default: products.csv beside the pipeline)")
+    fc.add_argument("--json", type=Path, help="also write the full result as JSON here")
+    _config_args(fc)
+    fc.set_defaults(func=_cmd_evaluate_forecast)
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -147,12 +161,68 @@ def _cmd_evaluate_acts(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_evaluate_forecast(args: argparse.Namespace) -> int:
+    from .forecast import ForecastError, backtest_to_dict, format_backtest, run_backtest
+
+    cfg = _load_config(args)
+    try:
+        result = run_backtest(args.data, cfg.forecast, products_file=args.products)
+    except ForecastError as exc:
+        raise UsageError(str(exc)) from None
+    print(format_backtest(result))
+    _write_forecast_json(args.json, backtest_to_dict(result))
+    _print_metrics(backtest_to_dict(result))
+    return EXIT_OK
+
+
+# --- forecast --------------------------------------------------------------------------------
+
+def _add_forecast(sub) -> None:
+    p = sub.add_parser("forecast", help="sales forecast for a period from a deal pipeline CSV: weighted, coverage, commit")
+    p.add_argument("pipeline", type=Path, help="deals CSV; column names mapped in forecast.columns")
+    p.add_argument("--target", required=True, help="the period's sales target, e.g. 10000000 or 10M")
+    p.add_argument("--period", required=True, help="2017-Q3, 2017-07 or 2017")
+    p.add_argument("--commit", type=Path, metavar="IDS_FILE", help="ids of committed deals (counted in full), one a line")
+    p.add_argument("--as-of", metavar="DATE", help="rebuild the pipeline as it stood on DATE (default: deals open in the file)")
+    p.add_argument("--products", type=Path, help="list prices (product,sales_price) for deals without an amount; default: products.csv beside PIPELINE")
+    p.add_argument("--teams", type=Path, help="sales_agent,manager,regional_office CSV; default: sales_teams.csv beside PIPELINE")
+    p.add_argument("--json", type=Path, help="also write the full result as JSON here")
+    _config_args(p)
+    p.set_defaults(func=_cmd_forecast)
+
+
+def _cmd_forecast(args: argparse.Namespace) -> int:
+    from .forecast import ForecastError, forecast_summary, forecast_to_dict, format_forecast, run_forecast
+
+    cfg = _load_config(args)
+    try:
+        result = run_forecast(
+            args.pipeline, cfg.forecast, target=args.target, period=args.period, as_of=args.as_of,
+            commit_file=args.commit, products_file=args.products, teams_file=args.teams,
+        )
+    except ForecastError as exc:
+        raise UsageError(str(exc)) from None
+    print(format_forecast(result))
+    _write_forecast_json(args.json, forecast_to_dict(result))
+    _print_metrics(forecast_summary(result))
+    return EXIT_FAILED if result.bad_rows else EXIT_OK
+
+
+def _write_forecast_json(path: Path | None, data: dict) -> None:
+    if path is None:
+        return
+    try:
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write JSON ({exc.strerror})") from None
+
+
 # --- entry point -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="callpipe", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_report, _add_train, _add_evaluate):
+    for add in (_add_run, _add_report, _add_train, _add_evaluate, _add_forecast):
         add(sub)
     return parser
 
@@ -168,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("callpipe: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Output piped into `head` and the like: stop quietly, as other command-line tools do.
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -80,6 +80,8 @@ class ScoringConfig:
     """The agent share of talk time that scores best on the talk-balance component."""
     target_handle_time: float = 300.0
     """Handle time (s) at or below which the handle-time component scores full marks."""
+    long_silence_share: float = 0.3
+    """A call whose non-talk time exceeds this share of its handle time is flagged long_silence."""
     weights: dict[str, float] = field(
         default_factory=lambda: {
             "resolution": 0.5,
@@ -177,6 +179,20 @@ class Config:
         for key in ("silence_threshold", "target_handle_time"):
             if getattr(self.scoring, key) <= 0:
                 raise ConfigError(f"scoring.{key}: must be > 0")
+        fc = self.forecast
+        unknown = set(fc.columns) - set(ForecastConfig().columns)
+        if unknown:
+            raise ConfigError(f"forecast.columns: unknown field(s) {sorted(unknown)}; allowed: {sorted(ForecastConfig().columns)}")
+        stages = [s.casefold() for s in fc.open_stages + fc.won_stages + fc.lost_stages]
+        if not fc.open_stages or not fc.won_stages or len(set(stages)) != len(stages):
+            raise ConfigError("forecast.open_stages/won_stages/lost_stages: open and won must not be empty, and no stage may be listed twice")
+        if fc.engaged_stage and fc.engaged_stage not in fc.open_stages:
+            raise ConfigError(f"forecast.engaged_stage: {fc.engaged_stage!r} is not one of forecast.open_stages")
+        bad_rates = {s: r for s, r in fc.win_rates.items() if s not in fc.open_stages or not 0.0 <= r <= 1.0}
+        if bad_rates:
+            raise ConfigError(f"forecast.win_rates: {bad_rates}: each key must be one of forecast.open_stages and each rate in [0, 1]")
+        if fc.coverage_ratio <= 0 or any(p < 0 for p in fc.product_prices.values()):
+            raise ConfigError("forecast.coverage_ratio must be > 0 and forecast.product_prices >= 0")
         return self
 
 
