@@ -71,6 +71,9 @@ def decode(path: str | Path) -> Audio:
         if not container.streams.audio:
             raise AudioError(f"{path}: contains no audio stream")
         stream = container.streams.audio[0]
+        if stream.codec_context is None:
+            tag = getattr(stream, "codec_tag", "") or "unknown"
+            raise AudioError(f"{path}: unsupported audio codec ({tag}); convert it to wav, flac, mp3, ogg or m4a")
         codec = stream.codec_context.name
         n_channels = stream.codec_context.channels or 0
         source_rate = stream.codec_context.sample_rate or 0

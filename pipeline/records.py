@@ -120,4 +120,6 @@ class CallAnalysis:
     non_talk_time: float
     turn_count: int
     efficiency_score: float
-    score_breakdown: dict[str, float]
+    score_breakdown: dict[str, float | None]
+    flags: tuple[str, ...] = ()
+    """What a reviewer should look at: no_speech, unresolved, escalated, long_silence."""

@@ -100,6 +100,17 @@ def efficiency_score(components: dict[str, float | None], weights: dict[str, flo
     return round(100.0 * sum(components[k] * w for k, w in used.items()) / sum(used.values()), 1)
 
 
+def call_flags(state: str, turn_count: int, silence: float, handle_time: float, cfg: ScoringConfig) -> tuple[str, ...]:
+    flags = []
+    if turn_count == 0:
+        flags.append("no_speech")
+    if state in ("unresolved", "escalated"):
+        flags.append(state)
+    if handle_time > 0 and turn_count and silence / handle_time > cfg.long_silence_share:
+        flags.append("long_silence")
+    return tuple(flags)
+
+
 def analyze_call(call: Call, tags: Sequence[TurnTags], cfg: ScoringConfig) -> CallAnalysis:
     handle_time = round(call.duration, 3)
     talk = talk_times(call.turns)
@@ -115,4 +126,5 @@ def analyze_call(call: Call, tags: Sequence[TurnTags], cfg: ScoringConfig) -> Ca
         turn_count=len(call.turns),
         efficiency_score=efficiency_score(components, cfg.weights),
         score_breakdown={k: (round(v, 3) if v is not None else None) for k, v in components.items()},
+        flags=call_flags(state, len(call.turns), silence, handle_time, cfg),
     )

