@@ -36,6 +36,20 @@ class RunLockedError(Exception):
     """Another run holds the output directory."""
 
 
+class SetupError(Exception):
+    """The configured models cannot be loaded; nothing would succeed, so nothing is started."""
+
+
+def preflight(cfg: Config) -> None:
+    """Load the models once up front, so a missing or broken model stops the run before any work."""
+    _init_worker_in_process(cfg)
+    try:
+        _PROCESSOR.transcriber
+        _PROCESSOR.tagger("en")
+    except Exception as exc:
+        raise SetupError(f"cannot load the models: {' '.join(str(exc).split())}") from None
+
+
 @dataclass
 class RunSummary:
     run_id: int
@@ -348,6 +362,7 @@ def run_batch(
     started = time.perf_counter()
     out_dir = Path(out_dir)
     inputs, problems = collect_inputs(paths, cfg.audio.extensions)
+    preflight(cfg)
     with RunLock(out_dir), Store(out_dir) as store, _StopFlag() as stop:
         run_id = store.start_run(cfg.to_dict(), {"models_fingerprint": models_fingerprint(cfg)})
         summary = RunSummary(run_id=run_id, out_dir=out_dir)
@@ -394,6 +409,11 @@ def _finish(store: Store, out_dir: Path, cfg: Config, summary: RunSummary, log: 
         if not (out_dir / "calls" / f"{call_id}.json").exists():
             write_call_json(store, out_dir, call_id)
     store.save_patterns(frequent_ngrams(store.event_sequences(), cfg.sequences.min_n, cfg.sequences.max_n, cfg.sequences.top_k))
+    # Sequential patterns with lift, repeat contacts, the suggest index, call drivers and scorecards.
+    from .crosscall import refresh as refresh_cross_call
+
+    took = refresh_cross_call(store, cfg)
+    log("analytics", "cross-call analytics refreshed (" + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()) + ")", seconds=took)
     summary.wall_seconds = time.perf_counter() - started
     store.finish_run(summary.run_id, summary.to_dict(), {"models_fingerprint": models_fingerprint(cfg)})
     if cfg.report.enabled:

@@ -47,7 +47,7 @@ def _add_run(sub) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .batch import RunLockedError, run_batch
+    from .batch import RunLockedError, SetupError, run_batch
 
     extra: dict = {}
     if args.asr_backend:
@@ -59,7 +59,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
     try:
         summary = run_batch(args.paths, args.out, cfg, workers=args.workers, force=args.force, log_json=args.log_json)
-    except RunLockedError as exc:
+    except (RunLockedError, SetupError) as exc:
         raise UsageError(str(exc)) from None
     return summary.exit_code
 
@@ -67,20 +67,83 @@ def _cmd_run(args: argparse.Namespace) -> int:
 # --- report ----------------------------------------------------------------------------------
 
 def _add_report(sub) -> None:
-    p = sub.add_parser("report", help="(re)write the HTML review pages and per-call JSON of a run directory")
+    p = sub.add_parser("report", help="(re)write the HTML review pages of a run directory from its store")
     p.add_argument("out", type=Path, help="run directory written by `callpipe run`")
+    p.add_argument("--copy-audio", action="store_true",
+                   help="copy each call's audio into DIR/report/audio/ so the folder can be published on its own")
     p.set_defaults(func=_cmd_report)
+
+
+def _existing_store(out: Path):
+    from .store import Store
+
+    if not (out / Store.FILENAME).exists():
+        raise UsageError(f"{out}: no {Store.FILENAME} here; run `callpipe run ... --out {out}` first")
+    return Store(out)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
-    from .store import Store
 
-    if not (args.out / Store.FILENAME).exists():
-        raise UsageError(f"{args.out}: no {Store.FILENAME} here; run `callpipe run ... --out {args.out}` first")
-    with Store(args.out) as store:
-        index = write_report(store, args.out)
+    with _existing_store(args.out) as store:
+        index = write_report(store, args.out, copy_audio=args.copy_audio)
     print(f"report: {index}")
+    return EXIT_OK
+
+
+# --- serve -----------------------------------------------------------------------------------
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="serve a run directory's review pages, with the calls' audio, over HTTP")
+    p.add_argument("out", type=Path, help="run directory written by `callpipe run`")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .report import write_report
+    from .report.server import make_server
+
+    with _existing_store(args.out) as store:
+        if not (args.out / "report" / "index.html").exists():
+            write_report(store, args.out)
+    try:
+        server = make_server(args.out, args.host, args.port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port} ({exc.strerror})") from None
+    host, port = server.server_address[:2]
+    print(f"serving {args.out / 'report'} at http://{host}:{port}/ (Ctrl-C to stop; `callpipe report {args.out}` refreshes the pages)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return EXIT_OK
+
+
+# --- export ----------------------------------------------------------------------------------
+
+def _add_export(sub) -> None:
+    from .export import FORMATS
+
+    p = sub.add_parser("export", help="write per-call JSON, CSV, Parquet and subtitles from a run directory's store")
+    p.add_argument("out", type=Path, help="run directory written by `callpipe run`")
+    p.add_argument("--format", dest="formats", action="append", choices=(*FORMATS, "all"),
+                   help="json, csv (turns.csv, analyses.csv), parquet, srt or vtt; repeatable (default all)")
+    p.add_argument("--dest", type=Path, help="folder to write to (default DIR/export)")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import FORMATS, export
+
+    formats = FORMATS if not args.formats or "all" in args.formats else args.formats
+    dest = args.dest or args.out / "export"
+    with _existing_store(args.out) as store:
+        written = export(store, dest, formats)
+    print(f"export: {len(written)} file(s) in {dest}")
     return EXIT_OK
 
 
@@ -139,12 +202,112 @@ def _add_evaluate(sub) -> None:
     acts.add_argument("--train", type=Path, help="STC3-format JSON to train on")
     acts.add_argument("--test", type=Path, help="STC3-format JSON to test on")
     acts.set_defaults(func=_cmd_evaluate_acts)
+    intents = esub.add_parser("intents", help="customer intent on a labelled split, e.g. BANKING77 (accuracy, macro-F1)")
+    intents.add_argument("--train", type=Path, required=True, help="CSV with columns text,label (or text,category) to fit on")
+    intents.add_argument("--test", type=Path, required=True, help="CSV in the same format to score on")
+    intents.set_defaults(func=_cmd_evaluate_intents)
     fc = esub.add_parser("forecast", help="backtest the sales forecasts quarter by quarter (MAPE, bias)")
     fc.add_argument("--data", type=Path, required=True, help="folder with sales_pipeline.csv (and products.csv), or a pipeline CSV")
     fc.add_argument("--products", type=Path, help="product list prices CSV (default: products.csv beside the pipeline)")
     fc.add_argument("--json", type=Path, help="also write the full result as JSON here")
     _config_args(fc)
     fc.set_defaults(func=_cmd_evaluate_forecast)
+    asr = esub.add_parser("asr", help="WER (English) / CER (Mandarin) against human references; backend agreement")
+    asr.add_argument("--data", type=Path, required=True, help="data folder (../shared/data layout: speech_en_faster_whisper/, speech_zh_en_wenet/, speech_en_ami_meeting/)")
+    asr.add_argument("--asr-backend", help="override asr.backend")
+    asr.add_argument("--agreement", metavar="BACKEND", help="also run this backend on the same audio and report word agreement")
+    asr.add_argument("--json", type=Path, help="also write the full result as JSON here")
+    _config_args(asr)
+    asr.set_defaults(func=_cmd_evaluate_asr)
+    dia = esub.add_parser("diarize", help="mono speaker separation: roles on the stereo call mixed to mono, speaker timing vs the AMI RTTM")
+    dia.add_argument("--data", type=Path, required=True, help="data folder (holds calls/aws_lca_call40/ and speech_en_ami_meeting/)")
+    dia.add_argument("--json", type=Path, help="also write the full result as JSON here")
+    _config_args(dia)
+    dia.set_defaults(func=_cmd_evaluate_diarize)
+    for name, help_text in (("scores", "efficiency score vs STC3 annotators' mean E, A, S (Spearman)"),
+                            ("suggest", "next-act hits@k and response similarity on held-out STC3 dialogues")):
+        ev = esub.add_parser(name, help=help_text)
+        ev.add_argument("--data", type=Path, help="STC3 folder (dialogue-level split of its training file)")
+        ev.add_argument("--lang", choices=["en", "zh"], default="en")
+        ev.add_argument("--train", type=Path, help="STC3-format JSON with annotations to fit on")
+        ev.add_argument("--test", type=Path, help="STC3-format JSON with annotations to test on")
+        if name == "scores":
+            ev.add_argument("--no-calibrate", action="store_true", help="use the config's weights instead of fitting them on --train")
+        _config_args(ev)
+        ev.set_defaults(func=_cmd_evaluate_analytics, analytics=name)
+
+
+def _cmd_evaluate_analytics(args: argparse.Namespace) -> int:
+    from .evaluation_analytics import evaluate_scores, evaluate_suggest
+
+    if not args.data and not (args.train and args.test):
+        raise UsageError(f"evaluate {args.analytics}: give --data DIR or both --train FILE and --test FILE")
+    cfg = _load_config(args)
+    if args.analytics == "scores":
+        metrics = evaluate_scores(args.data, args.lang, args.train, args.test, cfg, calibrate=not args.no_calibrate)
+    else:
+        metrics = evaluate_suggest(args.data, args.lang, args.train, args.test, cfg)
+    _print_metrics(metrics)
+    return EXIT_OK
+
+
+# --- import and suggest ------------------------------------------------------------------------
+
+def _add_import(sub) -> None:
+    p = sub.add_parser("import", help="store text transcripts (STC3 JSON, callpipe per-call JSON) as `run` stores calls")
+    p.add_argument("paths", nargs="+", type=Path, help=".json transcript files or folders holding them")
+    p.add_argument("--out", type=Path, required=True, help="run directory: store, per-call JSON, report")
+    p.add_argument("--force", action="store_true", help="redo calls already stored unchanged")
+    p.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    p.add_argument("--no-report", action="store_true", help="skip writing the HTML report")
+    _config_args(p)
+    p.set_defaults(func=_cmd_import)
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from .batch import RunLockedError
+    from .importers import import_transcripts
+
+    cfg = _load_config(args, {"report": {"enabled": False}} if args.no_report else None)
+    try:
+        return import_transcripts(args.paths, args.out, cfg, force=args.force, log_json=args.log_json).exit_code
+    except (RunLockedError, SetupError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _add_suggest(sub) -> None:
+    p = sub.add_parser("suggest", help="next best agent acts and responses for a conversation so far")
+    p.add_argument("out", type=Path, help="run directory whose calls are the history")
+    p.add_argument("--call", help="a stored call id (with --turn)")
+    p.add_argument("--turn", type=int, help="the conversation as it stood after this turn index")
+    p.add_argument("--transcript", type=Path, help="or a transcript so far: STC3 or callpipe per-call JSON (first call)")
+    p.add_argument("-k", type=int, help="suggestions (default suggest.k)")
+    _config_args(p)
+    p.set_defaults(func=_cmd_suggest)
+
+
+def _cmd_suggest(args: argparse.Namespace) -> int:
+    from .importers import TranscriptError, load_transcripts
+    from .suggest import suggest_for_call_turn, suggest_for_transcript
+
+    cfg = _load_config(args)
+    k = args.k or cfg.suggest.k
+    with _existing_store(args.out) as store:
+        if args.transcript:
+            try:
+                call = load_transcripts(args.transcript)[0]
+            except (TranscriptError, IndexError) as exc:
+                raise UsageError(f"{args.transcript}: no transcript ({exc})") from None
+            result = suggest_for_transcript(store, [(t.role, t.text) for t in call.turns], call.language, k, cfg)
+        elif args.call is not None and args.turn is not None:
+            try:
+                result = suggest_for_call_turn(store, args.call, args.turn, k, cfg.suggest)
+            except KeyError as exc:
+                raise UsageError(f"not stored: {exc}") from None
+        else:
+            raise UsageError("suggest: give --call ID --turn N, or --transcript FILE")
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    return EXIT_OK
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -157,6 +320,20 @@ def _cmd_evaluate_acts(args: argparse.Namespace) -> int:
     if not args.data and not (args.train and args.test):
         raise UsageError("evaluate acts: give --data DIR or both --train FILE and --test FILE")
     metrics = evaluate_acts(data=args.data, lang=args.lang, train=args.train, test=args.test, out=sys.stdout)
+    _print_metrics(metrics)
+    return EXIT_OK
+
+
+def _cmd_evaluate_intents(args: argparse.Namespace) -> int:
+    from .tagging.intents import evaluate_intents
+
+    for path in (args.train, args.test):
+        if not path.is_file():
+            raise UsageError(f"evaluate intents: {path}: no such file")
+    try:
+        metrics = evaluate_intents(args.train, args.test, out=sys.stdout)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     _print_metrics(metrics)
     return EXIT_OK
 
@@ -217,12 +394,80 @@ def _write_forecast_json(path: Path | None, data: dict) -> None:
         raise UsageError(f"{path}: cannot write JSON ({exc.strerror})") from None
 
 
+# --- models / ASR evaluation ------------------------------------------------------------------
+
+def _add_models(sub) -> None:
+    p = sub.add_parser("models", help="manage speech models")
+    msub = p.add_subparsers(dest="what", required=True)
+    conv = msub.add_parser("convert", help="convert a CTranslate2 Whisper model into an openai-whisper checkpoint")
+    conv.add_argument("source", help="'embedded', 'base' (multilingual extra) or a CTranslate2 model directory")
+    conv.add_argument("out", type=Path, help="checkpoint to write (.pt), loadable with whisper.load_model or asr.model")
+    conv.add_argument("--dtype", choices=["float16", "float32"], default="float16", help="stored precision (default float16, like OpenAI's checkpoints)")
+    conv.set_defaults(func=_cmd_models_convert)
+
+
+def _cmd_models_convert(args: argparse.Namespace) -> int:
+    from .transcribe import TranscriptionError
+    from .transcribe.convert import ConversionError, convert
+    from .transcribe.models import cache_dir, resolve_ct2_model
+    from .transcribe.openai import load_checkpoint
+
+    try:
+        source = resolve_ct2_model(args.source, cache_dir())
+    except TranscriptionError as exc:
+        raise UsageError(str(exc)) from None
+    if source.local_dir is None:
+        raise UsageError(f"{args.source}: not a local CTranslate2 model directory (nor 'embedded' or an installed extra)")
+    try:
+        out = convert(source.local_dir, args.out, dtype=args.dtype)
+        model = load_checkpoint(str(out), "cpu")  # strict: every key of whisper.model.Whisper must match
+    except (ConversionError, TranscriptionError) as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"{args.out}: cannot write ({exc.strerror})") from None
+    dims = model.dims
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {source.label}; {dims.n_audio_layer}+{dims.n_text_layer} layers, "
+          f"width {dims.n_text_state}, vocabulary {dims.n_vocab}, {'multilingual' if model.is_multilingual else 'English-only'}; all keys matched")
+    return EXIT_OK
+
+
+def _cmd_evaluate_asr(args: argparse.Namespace) -> int:
+    from .transcribe import TranscriptionError
+    from .transcribe.evaluate import evaluate_asr, main_json
+
+    extra = {"asr": {"backend": args.asr_backend}} if args.asr_backend else None
+    cfg = _load_config(args, extra)
+    try:
+        result = evaluate_asr(args.data, cfg.asr, agreement_backend=args.agreement)
+    except (FileNotFoundError, TranscriptionError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        args.json.write_text(main_json(result) + "\n", encoding="utf-8")
+    print(main_json(result))
+    return EXIT_OK
+
+
+def _cmd_evaluate_diarize(args: argparse.Namespace) -> int:
+    from .transcribe import TranscriptionError
+    from .transcribe.evaluate import evaluate_diarize, main_json
+
+    cfg = _load_config(args)
+    try:
+        result = evaluate_diarize(args.data, cfg)
+    except (FileNotFoundError, TranscriptionError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        args.json.write_text(main_json(result) + "\n", encoding="utf-8")
+    print(main_json(result))
+    return EXIT_OK
+
+
 # --- entry point -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="callpipe", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_report, _add_train, _add_evaluate, _add_forecast):
+    for add in (_add_run, _add_report, _add_serve, _add_export, _add_train, _add_evaluate, _add_forecast, _add_import, _add_suggest, _add_models):
         add(sub)
     return parser
 

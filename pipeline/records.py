@@ -100,6 +100,9 @@ class Event:
     role: str
     act: str
     intent: str | None = None
+    kind: str = "turn"
+    """turn (one per turn: act and intent), or a moment between turns: hold, interruption,
+    sentiment_up, sentiment_down, entity (then ``act`` names it: the entity type, ...)."""
 
     @property
     def label(self) -> str:
@@ -123,3 +126,10 @@ class CallAnalysis:
     score_breakdown: dict[str, float | None]
     flags: tuple[str, ...] = ()
     """What a reviewer should look at: no_speech, unresolved, escalated, long_silence."""
+    modality: str = "audio"
+    """audio (timed turns) or text (a transcript without times: turn-based equivalents)."""
+    metrics: dict = field(default_factory=dict)
+    """Service-efficiency figures (talk ratio, interruptions, talk speed, time to first
+    solution, sentiment change, ...); see scoring.service_metrics."""
+    score_explanation: tuple[str, ...] = ()
+    """One line per score component: its value, weight and share of the score."""

@@ -85,15 +85,12 @@ class CallProcessor:
         decoded = audio_mod.decode(path)
         agent_channel = self.cfg.audio.agent_channel if item.agent_channel is None else item.agent_channel
         parts = channel_roles(decoded, agent_channel, item.customer_channel)
-        segments = []
-        language_votes: dict[str, float] = {}
-        for samples, channel, _role in parts:
-            transcript = self.transcriber.transcribe(samples, channel=channel)
-            segments.extend(transcript.segments)
-            speech = sum(s.end - s.start for s in transcript.segments)
-            language_votes[transcript.language] = language_votes.get(transcript.language, 0.0) + speech + 1e-6
-        language = max(language_votes, key=language_votes.get)
-        turns = build_turns(segments, {ch: role for _s, ch, role in parts}, self.cfg.turns.split_pause, self.cfg.turns.max_pause)
+        from .transcribe.call import transcribe_call
+
+        # All channels in one batched pass; echo removed (stereo) or speakers separated (mono).
+        heard = transcribe_call(self.transcriber, parts, self.cfg, agent_channel)
+        language = heard.language
+        turns = build_turns(heard.segments, heard.roles, self.cfg.turns.split_pause, self.cfg.turns.max_pause)
         call = Call(
             call_id=item.call_id or make_call_id(path, sha),
             source=str(path.resolve()),
@@ -102,7 +99,7 @@ class CallProcessor:
             language=language,
             turns=turns,
             audio_sha256=sha,
-            metadata={**item.metadata, "codec": decoded.codec, "source_rate": decoded.source_rate},
+            metadata={**item.metadata, "codec": decoded.codec, "source_rate": decoded.source_rate, **heard.metadata},
         )
         tags = self.tagger(language).tag(call.turns)
         analysis = analyze_call(call, tags, self.cfg.scoring)

@@ -1,4 +1,4 @@
-"""Static HTML review pages generated from the store."""
+"""Review pages generated from the store, and a small server for them."""
 
 from .pages import write_report
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .base import Transcriber, TranscriptionError, load_transcriber, resolve_device
+from .base import EnginePlan, Transcriber, TranscriptionError, load_transcriber, plan_engine, resolve_device
 
-__all__ = ["Transcriber", "TranscriptionError", "load_transcriber", "resolve_device"]
+__all__ = ["EnginePlan", "Transcriber", "TranscriptionError", "load_transcriber", "plan_engine", "resolve_device"]

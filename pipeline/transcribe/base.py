@@ -1,8 +1,11 @@
-"""The interface every ASR backend implements, and the cached loader that picks one."""
+"""The interface every ASR backend implements, engine selection, and the cached loader."""
 
 from __future__ import annotations
 
 import functools
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -10,46 +13,104 @@ import numpy as np
 from ..config import AsrConfig
 from ..records import Transcript
 
+BACKENDS = ("ctranslate2", "openai")
+
 
 class TranscriptionError(Exception):
     """The ASR engine could not be loaded or failed on an input."""
 
 
 class Transcriber(Protocol):
-    """Turns one channel of 16 kHz float32 audio into a Transcript."""
+    """Turns 16 kHz float32 audio into Transcripts (segments, words, times, confidences, language)."""
 
     name: str
     model_version: str
 
     def transcribe(self, audio: np.ndarray, channel: int = 0) -> Transcript: ...
 
+    def transcribe_channels(self, channels: Sequence[tuple[np.ndarray, int]]) -> list[Transcript]:
+        """All channels of one call, one Transcript each, sharing one language decision."""
+        ...
+
+
+def cuda_device_counts() -> tuple[int, int]:
+    """(GPUs CTranslate2 sees, GPUs torch sees); a broken CUDA install counts as none."""
+    ct2 = torch_count = 0
+    try:
+        import ctranslate2
+
+        ct2 = int(ctranslate2.get_cuda_device_count())
+    except Exception:
+        pass
+    try:
+        import torch
+
+        torch_count = int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+    except Exception:
+        pass
+    return ct2, torch_count
+
 
 def resolve_device(requested: str) -> str:
     """'auto' becomes 'cuda' when CTranslate2 or torch sees a GPU, else 'cpu'."""
     if requested != "auto":
         return requested
-    try:
-        import ctranslate2
+    return "cuda" if any(cuda_device_counts()) else "cpu"
 
-        if ctranslate2.get_cuda_device_count() > 0:
-            return "cuda"
-    except Exception:  # a broken CUDA install must not stop a CPU run
-        pass
-    try:
-        import torch
 
-        if torch.cuda.is_available():
-            return "cuda"
-    except Exception:
-        pass
-    return "cpu"
+@dataclass(frozen=True)
+class EnginePlan:
+    """What will actually run, decided from the config and the machine."""
+
+    backend: str
+    device: str
+    device_index: tuple[int, ...]
+    compute_type: str
+    batched: bool
+    batch_size: int
+
+
+def _faster_whisper_installed() -> bool:
+    return importlib.util.find_spec("faster_whisper") is not None
+
+
+def plan_engine(cfg: AsrConfig) -> EnginePlan:
+    """Backend, device, GPUs, precision and batching for ``cfg``.
+
+    ``auto`` backend: CTranslate2 (faster-whisper) whenever it is installed; it is the
+    faster engine on CPU (int8) and on CUDA (float16, batched); openai-whisper otherwise.
+    On CUDA the CTranslate2 backend loads one model replica per visible GPU.
+    """
+    device = resolve_device(cfg.device)
+    backend = cfg.backend
+    if backend == "auto":
+        backend = "ctranslate2" if _faster_whisper_installed() and not cfg.model.endswith(".pt") else "openai"
+    if backend not in BACKENDS:
+        raise TranscriptionError(f"unknown ASR backend {cfg.backend!r}; choose one of auto, {', '.join(BACKENDS)}")
+    ct2_gpus, torch_gpus = cuda_device_counts() if device == "cuda" else (0, 0)
+    if backend == "ctranslate2":
+        compute_type = cfg.compute_type if cfg.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
+        device_index = tuple(range(ct2_gpus)) if device == "cuda" and ct2_gpus > 1 else (0,)
+        batched = cfg.batched
+    else:
+        compute_type = cfg.compute_type if cfg.compute_type != "auto" else ("float16" if device == "cuda" else "float32")
+        if compute_type not in ("float16", "float32"):
+            raise TranscriptionError(f"asr.compute_type {compute_type!r}: the openai backend runs float16 or float32 only")
+        if compute_type == "float16" and device == "cpu":
+            raise TranscriptionError("asr.compute_type float16: openai-whisper runs float16 on CUDA only; use float32 on CPU")
+        device_index = (0,)
+        batched = False  # openai-whisper decodes one window after another
+    return EnginePlan(backend, device, device_index, compute_type, batched, cfg.batch_size)
 
 
 @functools.lru_cache(maxsize=4)
 def load_transcriber(cfg: AsrConfig) -> Transcriber:
     """Load the configured backend once per process (configs are frozen, hence hashable)."""
-    if cfg.backend == "ctranslate2":
+    plan = plan_engine(cfg)
+    if plan.backend == "ctranslate2":
         from .ctranslate2 import FasterWhisperTranscriber
 
-        return FasterWhisperTranscriber(cfg)
-    raise TranscriptionError(f"unknown ASR backend {cfg.backend!r}")
+        return FasterWhisperTranscriber(cfg, plan)
+    from .openai import OpenAIWhisperTranscriber
+
+    return OpenAIWhisperTranscriber(cfg, plan)

