@@ -35,7 +35,8 @@ def _load_config(args: argparse.Namespace, extra: dict | None = None):
 
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="transcribe, tag, analyse and store calls")
-    p.add_argument("paths", nargs="+", type=Path, help="audio files, folders (searched recursively) or manifests (.csv, .jsonl)")
+    p.add_argument("paths", nargs="+", type=Path,
+                   help="audio files, folders (searched recursively), manifests (.csv, .jsonl) or text transcripts (.json: STC3 or callpipe's per-call JSON)")
     p.add_argument("--out", type=Path, required=True, help="run directory: store, per-call JSON, report")
     p.add_argument("--asr-backend", help="override asr.backend")
     p.add_argument("--workers", type=int, default=1, help="calls processed in parallel, each worker loading the models once (default 1)")
@@ -57,11 +58,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = _load_config(args, extra)
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    # Text transcripts skip ASR and enter at the turns stage, as `callpipe import` does.
+    transcripts = [p for p in args.paths if p.suffix.lower() == ".json" and p.is_file()]
+    audio = [p for p in args.paths if p not in transcripts]
+    codes = []
     try:
-        summary = run_batch(args.paths, args.out, cfg, workers=args.workers, force=args.force, log_json=args.log_json)
+        if audio:
+            codes.append(run_batch(audio, args.out, cfg, workers=args.workers, force=args.force, log_json=args.log_json).exit_code)
+        if transcripts:
+            from .importers import import_transcripts
+
+            codes.append(import_transcripts(transcripts, args.out, cfg, force=args.force, log_json=args.log_json).exit_code)
     except (RunLockedError, SetupError) as exc:
         raise UsageError(str(exc)) from None
-    return summary.exit_code
+    return max(codes)
 
 
 # --- report ----------------------------------------------------------------------------------

@@ -181,6 +181,8 @@ class SuggestConfig:
     """Weight of the overall resolution rate when smoothing a resolution probability (in calls)."""
     max_responses: int = 300
     """Responses kept per context in the saved index (those from the most resolved calls)."""
+    resolved_only: bool = True
+    """Suggest only responses used in calls that went on to be resolved (false: any historic response)."""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
+import numpy as np
+
 from .config import ScorecardsConfig
 from .records import UNKNOWN
 
@@ -72,20 +74,32 @@ def contains(sequence: Sequence[str], pattern: Sequence[str]) -> bool:
     return all(any(item == label for label in it) for item in pattern)
 
 
-def pattern_differences(agent_calls: Sequence[str], team_calls: Sequence[str], labels: dict[str, tuple[str, ...]],
-                        patterns: Sequence[Sequence[str]], min_calls: int) -> list[dict]:
+class PatternPresence:
+    """Which calls contain which patterns: each distinct event sequence is checked once."""
+
+    def __init__(self, labels: dict[str, tuple[str, ...]], patterns: Sequence[Sequence[str]]):
+        self.patterns = [list(p) for p in patterns]
+        distinct = {seq: i for i, seq in enumerate(dict.fromkeys(labels.values()))}
+        self.has = np.array([[contains(seq, p) for p in patterns] for seq in distinct], dtype=bool).reshape(len(distinct), len(patterns))
+        self.row = {call_id: distinct[seq] for call_id, seq in labels.items()}
+
+    def counts(self, call_ids: Sequence[str]) -> np.ndarray:
+        rows = [self.row[c] for c in call_ids if c in self.row]
+        return self.has[rows].sum(axis=0) if rows else np.zeros(len(self.patterns), dtype=int)
+
+
+def pattern_differences(agent_calls: Sequence[str], team_calls: Sequence[str], presence: PatternPresence, min_calls: int) -> list[dict]:
     """Patterns whose share of the agent's calls differs most from the rest of the team's."""
-    distinct = {seq for seq in labels.values()}
-    has = {seq: [contains(seq, p) for p in patterns] for seq in distinct}
+    if not agent_calls or not team_calls or not presence.patterns:
+        return []
+    mine, others = presence.counts(agent_calls), presence.counts(team_calls)
     out = []
-    for j, pattern in enumerate(patterns):
-        mine = sum(has[labels[c]][j] for c in agent_calls if c in labels)
-        others = sum(has[labels[c]][j] for c in team_calls if c in labels)
-        if mine < min_calls or not team_calls:
+    for j, pattern in enumerate(presence.patterns):
+        if mine[j] < min_calls:
             continue
-        agent_share, team_share = mine / len(agent_calls), others / len(team_calls)
-        out.append({"events": list(pattern), "agent_share": round(agent_share, 3), "team_share": round(team_share, 3),
-                    "difference": round(agent_share - team_share, 3), "agent_calls": mine})
+        agent_share, team_share = mine[j] / len(agent_calls), others[j] / len(team_calls)
+        out.append({"events": pattern, "agent_share": round(float(agent_share), 3), "team_share": round(float(team_share), 3),
+                    "difference": round(float(agent_share - team_share), 3), "agent_calls": int(mine[j])})
     out.sort(key=lambda d: (-abs(d["difference"]), d["events"]))
     return out[:MAX_PATTERNS]
 
@@ -96,6 +110,7 @@ def build_scorecards(rows: Sequence[dict], labels: dict[str, tuple[str, ...]], p
     by_agent: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_agent[agent_of(r)].append(r)
+    presence = PatternPresence(labels, patterns)
     cards = {}
     for agent, mine in sorted(by_agent.items()):
         per_period: dict[str, list[dict]] = defaultdict(list)
@@ -108,7 +123,7 @@ def build_scorecards(rows: Sequence[dict], labels: dict[str, tuple[str, ...]], p
             "period": cfg.period,
             **summary(mine),
             "periods": [{"period": p, **summary(rs)} for p, rs in sorted(per_period.items())],
-            "patterns": pattern_differences([r["call_id"] for r in mine], team, labels, patterns, cfg.min_pattern_calls),
+            "patterns": pattern_differences([r["call_id"] for r in mine], team, presence, cfg.min_pattern_calls),
         }
     return cards
 

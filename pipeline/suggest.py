@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .config import SuggestConfig
 from .records import AGENT, CUSTOMER
@@ -44,11 +47,6 @@ def tokens(text: str) -> set[str]:
     text = text.lower()
     chars = _CJK.findall(text)
     return set(_WORD.findall(text)) | set(chars) | {a + b for a, b in zip(chars, chars[1:])}
-
-
-def similarity(a: set[str], b: set[str]) -> float:
-    """Overlap of two token sets (Dice coefficient), 0..1."""
-    return 2.0 * len(a & b) / (len(a) + len(b)) if a and b else 0.0
 
 
 @dataclass
@@ -109,8 +107,8 @@ class SuggestIndex:
                 r = per[norm] = _Response(m.response, m.act)
             r.support += 1
             r.resolved += m.resolved
-            # Example texts only from resolved calls: they are what a suggestion is matched on.
-            if m.resolved and len(r.customer_texts) < self.MAX_EXAMPLES:
+            # Example texts from resolved calls first: they are what a suggestion is matched on.
+            if (m.resolved or not self.cfg.resolved_only) and len(r.customer_texts) < self.MAX_EXAMPLES:
                 r.customer_texts.append(m.customer_text)
                 r.call_ids.append(m.call_id)
 
@@ -122,7 +120,7 @@ class SuggestIndex:
     def response_rows(self, key: tuple[str, ...]) -> list[dict]:
         return [
             {"text": r.text, "act": r.act, "support": r.support, "resolved": r.resolved, "customer_texts": r.customer_texts, "call_ids": r.call_ids}
-            for r in self.responses.get(key, {}).values() if r.resolved > 0
+            for r in self.responses.get(key, {}).values() if r.resolved > 0 or not self.cfg.resolved_only
         ]
 
     def rows_for_store(self) -> tuple[list[tuple], list[tuple]]:
@@ -131,7 +129,8 @@ class SuggestIndex:
                     for key, per in self.acts.items() for act, (n, r) in per.items()]
         resp_rows = []
         for key, per in self.responses.items():
-            kept = sorted((r for r in per.values() if r.resolved > 0), key=lambda r: (-r.resolved, -r.support, r.text))
+            kept = sorted((r for r in per.values() if r.resolved > 0 or not self.cfg.resolved_only),
+                          key=lambda r: (-r.resolved, -r.support, r.text))
             ctx = json.dumps(list(key), ensure_ascii=False)
             for r in kept[: self.cfg.max_responses]:
                 resp_rows.append((ctx, r.text, r.act, r.support, r.resolved, json.dumps(r.customer_texts, ensure_ascii=False), json.dumps(r.call_ids)))
@@ -140,6 +139,45 @@ class SuggestIndex:
 
 def _smoothed(resolved: int, n: int, base: float, prior: float) -> float:
     return (resolved + prior * base) / (n + prior) if n + prior > 0 else 0.0
+
+
+class _Pool:
+    """A context's candidate responses, with their customer turns as TF-IDF vectors.
+
+    IDF comes from the customer turns of the pool itself, so words every customer writes
+    there ("hello", "the") count for little when matching the current turn.
+    """
+
+    def __init__(self, rows: list[dict]):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.rows = rows
+        texts, owner = [], []
+        for i, row in enumerate(rows):
+            for t in row["customer_texts"] or [""]:
+                texts.append(t)
+                owner.append(i)
+        self.owner = np.asarray(owner, dtype=int)
+        self.vectorizer = None
+        if texts and any(tokens(t) for t in texts):
+            self.vectorizer = TfidfVectorizer(analyzer=lambda t: sorted(tokens(t)), sublinear_tf=True)
+            self.matrix = self.vectorizer.fit_transform(texts)
+
+    def similarities(self, text: str) -> np.ndarray:
+        """Per row: the highest cosine similarity between ``text`` and one of its customer turns."""
+        out = np.zeros(len(self.rows))
+        if self.vectorizer is None or not self.rows:
+            return out
+        per_text = (self.matrix @ self.vectorizer.transform([text]).T).toarray().ravel()
+        np.maximum.at(out, self.owner, per_text)
+        return out
+
+
+def _candidates(index, key: tuple[str, ...]) -> _Pool:
+    cache = index.__dict__.setdefault("_pools", {})
+    if key not in cache:
+        cache[key] = _Pool(index.response_rows(key))
+    return cache[key]
 
 
 def choose_context(index, context: Sequence[str], cfg: SuggestConfig) -> tuple[tuple[str, ...], dict[str, tuple[int, int]]]:
@@ -169,14 +207,13 @@ def suggest(index, context: Sequence[str], customer_text: str, k: int, cfg: Sugg
         for act, (n, r) in counts.items() if n >= min(cfg.min_support, moments_here)
     ]
     acts.sort(key=lambda a: (-a["resolution_probability"], -a["support"], a["act"]))
-    query = tokens(customer_text)
+    pool = _candidates(index, key)
+    sims = pool.similarities(customer_text)
     candidates = []
-    for row in index.response_rows(key):
-        own = exclude_call is not None and row["call_ids"] == [exclude_call] * len(row["call_ids"])
-        if own:
+    for sim, row in zip(sims, pool.rows):
+        if exclude_call is not None and row["call_ids"] == [exclude_call] * len(row["call_ids"]):
             continue  # a call's own reply is not a suggestion for it
-        sim = max((similarity(query, tokens(t)) for t in row["customer_texts"]), default=0.0)
-        candidates.append((sim, row))
+        candidates.append((float(sim), row))
     candidates.sort(key=lambda c: (-c[0], -c[1]["resolved"], c[1]["text"]))
     pool = candidates[: RETRIEVAL_POOL * k]
     responses = [
@@ -223,6 +260,17 @@ class StoreIndex:
         return self.store.suggest_responses(json.dumps(list(key), ensure_ascii=False))
 
 
+_STORE_INDEXES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def store_index(store) -> StoreIndex:
+    """One StoreIndex per open store, so a report's many pages share each context's pool."""
+    index = _STORE_INDEXES.get(store)
+    if index is None:
+        index = _STORE_INDEXES[store] = StoreIndex(store)
+    return index
+
+
 def suggestions_for_call(store, call_id: str, k: int = 3, cfg: SuggestConfig | None = None) -> dict[int, list[dict]]:
     """Per customer turn of a stored call (turn index -> list), the top-k suggested agent responses.
 
@@ -234,7 +282,7 @@ def suggestions_for_call(store, call_id: str, k: int = 3, cfg: SuggestConfig | N
     if found is None:
         raise KeyError(call_id)
     labels, roles, texts, indexes = found
-    index = StoreIndex(store)
+    index = store_index(store)
     out: dict[int, list[dict]] = {}
     for i, role in enumerate(roles):
         if role != CUSTOMER:
@@ -259,7 +307,7 @@ def suggest_for_transcript(store, turns: Sequence[tuple[str, str]], lang: str, k
     tags = load_tagger(cfg.tagging, lang).tag(call_turns)
     labels = [e.label for e in call_events(call_turns, tags)]
     last_customer = next((t for r, t in reversed(turns) if r == CUSTOMER), turns[-1][1] if turns else "")
-    return suggest(StoreIndex(store), labels, last_customer, k, cfg.suggest)
+    return suggest(store_index(store), labels, last_customer, k, cfg.suggest)
 
 
 def suggest_for_call_turn(store, call_id: str, turn_index: int, k: int, cfg: SuggestConfig) -> dict:
@@ -272,4 +320,4 @@ def suggest_for_call_turn(store, call_id: str, turn_index: int, k: int, cfg: Sug
         raise KeyError(f"{call_id} has no turn {turn_index}")
     i = indexes.index(turn_index)
     customer = next((texts[j] for j in range(i, -1, -1) if roles[j] == CUSTOMER), texts[i])
-    return suggest(StoreIndex(store), labels[: i + 1], customer, k, cfg, exclude_call=call_id)
+    return suggest(store_index(store), labels[: i + 1], customer, k, cfg, exclude_call=call_id)

@@ -16,7 +16,7 @@ from sklearn.exceptions import NotFittedError
 from pipeline.config import MODELS_DIR, TaggingConfig
 from pipeline.records import ACTS, AGENT, CUSTOMER, UNKNOWN, Turn, TurnTags
 from pipeline.tagging import Tagger, load_tagger
-from pipeline.tagging.acts import ActClassifier, as_table, dialogue_rows, load_model, save_model
+from pipeline.tagging.acts import ActClassifier, _whole_dialogue_batches, as_table, dialogue_rows, load_model, save_model
 from pipeline.tagging.nlp import acts_model_for, build_nlp
 from pipeline.tagging.training import evaluate_acts, load_stc3, majority_act
 
@@ -160,6 +160,16 @@ def test_tagger_returns_one_turn_tags_per_turn(fitted, tmp_path):
         assert tags[0].act == "problem_stated"
     assert tagger.tag(()) == []
     assert tagger.model_versions["acts"].startswith("acts-inline@sha256:")
+
+
+def test_batches_never_cut_a_call(fitted, tmp_path):
+    path = save_model(fitted, tmp_path / "acts-inline.skops")
+    nlp = build_nlp(TaggingConfig(acts_model=str(path)), "en", intents=False)
+    small, large = Tagger(nlp, batch_size=2), Tagger(nlp, batch_size=256)
+    assert small.tag(turns_of(CALL)) == large.tag(turns_of(CALL))
+    docs = small.docs(turns_of(CALL)) + small.docs(turns_of(CALL[:2]))
+    batches = list(_whole_dialogue_batches(docs, batch_size=2))
+    assert [len(b) for b in batches] == [5, 2]
 
 
 def test_chinese_calls_use_the_chinese_model():

@@ -24,7 +24,9 @@ import csv as _csv
 import datetime as _dt
 import functools
 import hashlib
+import importlib
 import json
+import re
 import sys
 import time
 import tomllib
@@ -58,7 +60,9 @@ PACKAGED_ENCODERS = {
 }
 
 # CJK ideographs are single tokens (Chinese has no spaces); elsewhere words of 2+ chars.
-TOKEN_PATTERN = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{2,}"
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+TOKEN_PATTERN = rf"[{_CJK}]|[^\W{_CJK}]{{2,}}"
+_CJK_CHAR = re.compile(f"[{_CJK}]")
 
 
 # --- sentence encoder ------------------------------------------------------------------------
@@ -67,7 +71,7 @@ def _encoder_dir(name: str) -> Path:
     if name in PACKAGED_ENCODERS:
         module, func = PACKAGED_ENCODERS[name]
         try:
-            package = __import__(module)
+            package = importlib.import_module(module)
         except ImportError:
             raise ImportError(f"encoder {name!r} needs the {module.replace('_', '-')} package (pip install {module.replace('_', '-')})") from None
         return Path(getattr(package, func)())
@@ -166,15 +170,27 @@ class BertEncoder:
         return out
 
 
+def mostly_cjk(text: str) -> bool:
+    """True when CJK ideographs make up at least a third of the non-space characters."""
+    chars = len(text) - text.count(" ")
+    return chars > 0 and len(_CJK_CHAR.findall(text)) * 3 >= chars
+
+
 class SentenceEmbedder(TransformerMixin, BaseEstimator):
     """Texts -> unit-length sentence embeddings (a dense feature block).
 
     Nothing is learnt: ``fit`` only checks that the encoder can be loaded. The encoder
     itself is loaded lazily, once per process, and is not part of the saved model.
+
+    With ``skip_cjk`` (the default), mostly-Chinese texts get a zero vector: the
+    encoder was trained on English, and its vectors for Chinese are noise that cost
+    12 points of cross-validated accuracy on the Chinese taxonomy examples. Those
+    texts are then classified by their character n-grams alone.
     """
 
-    def __init__(self, encoder: str = DEFAULT_ENCODER, batch_size: int = 64):
+    def __init__(self, encoder: str = DEFAULT_ENCODER, skip_cjk: bool = True, batch_size: int = 64):
         self.encoder = encoder
+        self.skip_cjk = skip_cjk
         self.batch_size = batch_size
 
     def fit(self, X, y=None):
@@ -183,7 +199,12 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
 
     def transform(self, X) -> np.ndarray:
         check_is_fitted(self, "n_features_out_")
-        return load_encoder(self.encoder).encode(list(X), batch_size=self.batch_size)
+        texts = list(X)
+        out = np.zeros((len(texts), self.n_features_out_), dtype=np.float32)
+        keep = [i for i, t in enumerate(texts) if not (self.skip_cjk and mostly_cjk(t))]
+        if keep:
+            out[keep] = load_encoder(self.encoder).encode([texts[i] for i in keep], batch_size=self.batch_size)
+        return out
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self, "n_features_out_")
@@ -247,6 +268,11 @@ class IntentClassifier(ClassifierMixin, BaseEstimator):
             # Terms cut by min_df are kept only for introspection; they would bloat the file.
             if hasattr(block, "stop_words_"):
                 del block.stop_words_
+        clf = self.pipeline_.named_steps["clf"]
+        # float32 weights halve the saved file (77 intents x ~45k n-grams is 27 MB in
+        # float64); probabilities change by less than 1e-6.
+        clf.coef_ = clf.coef_.astype(np.float32)
+        clf.intercept_ = clf.intercept_.astype(np.float32)
         self.classes_ = self.pipeline_.classes_
         return self
 
