@@ -402,11 +402,11 @@ def run_batch(
 
 
 def _finish(store: Store, out_dir: Path, cfg: Config, summary: RunSummary, log: Log, started: float) -> None:
-    from .export import write_call_json
+    from .export import safe_name, write_call_json
 
     # A kill between a call's commit and its JSON leaves the JSON missing: restore it from the store.
     for call_id in store.call_ids():
-        if not (out_dir / "calls" / f"{call_id}.json").exists():
+        if not (out_dir / "calls" / f"{safe_name(call_id)}.json").exists():
             write_call_json(store, out_dir, call_id)
     store.save_patterns(frequent_ngrams(store.event_sequences(), cfg.sequences.min_n, cfg.sequences.max_n, cfg.sequences.top_k))
     # Sequential patterns with lift, repeat contacts, the suggest index, call drivers and scorecards.
@@ -415,7 +415,12 @@ def _finish(store: Store, out_dir: Path, cfg: Config, summary: RunSummary, log: 
     took = refresh_cross_call(store, cfg)
     log("analytics", "cross-call analytics refreshed (" + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()) + ")", seconds=took)
     summary.wall_seconds = time.perf_counter() - started
-    store.finish_run(summary.run_id, summary.to_dict(), {"models_fingerprint": models_fingerprint(cfg)})
+    versions = {"models_fingerprint": models_fingerprint(cfg)}
+    if _PROCESSOR is not None and _PROCESSOR.cfg == cfg:
+        # The models the calls were made with; recorded so a reader can tell runs apart.
+        languages = {row["language"] for row in store.call_summaries()} or {"en"}
+        versions.update(_PROCESSOR.model_versions(languages))
+    store.finish_run(summary.run_id, summary.to_dict(), versions)
     if cfg.report.enabled:
         from .report import write_report
 
