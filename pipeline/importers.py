@@ -192,11 +192,13 @@ def load_transcripts(path: str | Path) -> list[Call]:
 
 def process_transcript(call: Call, cfg: Config):
     """Tagging, scoring and events for a call that needs no ASR: (call, tags, analysis, events)."""
+    from .privacy import redact_call
     from .scoring import analyze_call
     from .sequences import call_events
     from .tagging import load_tagger
 
     tags = load_tagger(cfg.tagging, call.language).tag(call.turns)
+    call, tags = redact_call(call, tags, cfg.privacy)
     analysis = analyze_call(call, tags, cfg.scoring)
     events = call_events(call.turns, tags, cfg=cfg)
     return call, tags, analysis, events

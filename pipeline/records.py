@@ -75,6 +75,13 @@ class TurnTags:
     act_confidence: float = 0.0
     intent: str | None = None  # only customer turns get an intent
     intent_confidence: float = 0.0
+    sentiment: float = 0.0
+    """In [-1, 1]: negative to positive."""
+    entities: tuple = ()
+    """Plain dicts {type, text, start, end, pii}: offsets in the turn's text (see tagging/entities.py)."""
+    redacted_text: str | None = None
+    """The turn's text with each PII entity replaced by its type ([PHONE], [NAME], ...)."""
+    pii_found: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from . import audio as audio_mod
 from .audio import Audio, AudioError
 from .config import Config
 from .inputs import CallInput
+from .privacy import redact_call
 from .records import AGENT, CUSTOMER, UNKNOWN, Call
 from .scoring import analyze_call
 from .sequences import call_events
@@ -102,6 +103,7 @@ class CallProcessor:
             metadata={**item.metadata, "codec": decoded.codec, "source_rate": decoded.source_rate, **heard.metadata},
         )
         tags = self.tagger(language).tag(call.turns)
+        call, tags = redact_call(call, tags, self.cfg.privacy)
         analysis = analyze_call(call, tags, self.cfg.scoring)
         events = call_events(call.turns, tags)
         return call, tags, analysis, events

@@ -13,7 +13,6 @@ score against people and can fit the weights on a training split.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -36,8 +35,8 @@ COMPONENTS = {
     "sentiment": "0.5 + customer sentiment change / 4 (sentiment in [-1, 1]); only when turns carry sentiment",
 }
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LATIN_WORD = re.compile(r"[^\W\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+# Chinese characters (CJK unified ideographs and extension A, compatibility ideographs), deleted by str.translate.
+_DROP_CJK = dict.fromkeys([*range(0x3400, 0x4DC0), *range(0x4E00, 0xA000), *range(0xF900, 0xFB00)])
 
 
 def issue_state(tags: Sequence[TurnTags]) -> str:
@@ -133,10 +132,11 @@ def is_text_call(call: Call) -> bool:
 
 
 def word_count(text: str) -> int:
-    """Words in a space-separated language; each Chinese character counts as one word."""
-    if text.isascii():  # the common case: whitespace-separated tokens, many times faster than a regex
+    """Whitespace-separated words; each Chinese character counts as one word."""
+    if text.isascii():  # the common case: whitespace-separated tokens
         return len(text.split())
-    return len(_CJK.findall(text)) + len(_LATIN_WORD.findall(text))
+    rest = text.translate(_DROP_CJK)  # str.translate runs in C: far faster than a regex here
+    return len(text) - len(rest) + len(rest.split())
 
 
 # --- act probabilities and sentiment ------------------------------------------------------------
@@ -294,14 +294,13 @@ def efficiency_score(components: dict[str, float | None], weights: dict[str, flo
 
 def explain_score(components: dict[str, float | None], weights: dict[str, float]) -> tuple[str, ...]:
     """One line per component: value x weight and the points it adds to the 0-100 score."""
-    used = {k: w for k, w in weights.items() if components.get(k) is not None and w > 0}
-    total = sum(used.values())
+    total = sum(w for k, w in weights.items() if w > 0 and components.get(k) is not None)
     lines = []
     for name, value in components.items():
         weight = weights.get(name, 0.0)
         if value is None:
             lines.append(f"{name}: not measurable on this call (left out)")
-        elif name not in used:
+        elif weight <= 0:
             lines.append(f"{name}: {value:.2f} (weight 0, not counted)")
         else:
             lines.append(f"{name}: {value:.2f} x weight {weight:g} -> {100.0 * value * weight / total:.1f} points")

@@ -136,27 +136,35 @@ class BertEncoder:
         self.tokenizer.enable_truncation(self.max_length)
         self.tokenizer.enable_padding()
 
-    def _forward(self, ids, mask):
+    def _forward(self, ids, mask, layers: tuple[int, ...]) -> list:
+        """Mean-pooled token states after each of ``layers`` (1 = first layer, n = last)."""
         torch, F = self.torch, self.torch.nn.functional
         n, t = ids.shape
         x = self.word[ids] + self.pos[:t] + self.type0
         x = F.layer_norm(x, (self.dim,), *self.emb_ln, eps=self.eps)
         keep = mask[:, None, None, :].bool()
+        m = mask[..., None].to(x.dtype)
         d = self.dim // self.heads
-        for layer in self.layers:
+        pooled = {}
+        for i, layer in enumerate(self.layers[: max(layers)], start=1):
             q, k, v = F.linear(x, *layer["qkv"]).view(n, t, 3, self.heads, d).permute(2, 0, 3, 1, 4)
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=keep).transpose(1, 2).reshape(n, t, self.dim)
             x = F.layer_norm(x + F.linear(a, *layer["out"]), (self.dim,), *layer["ln1"], eps=self.eps)
             h = F.linear(F.gelu(F.linear(x, *layer["up"])), *layer["down"])
             x = F.layer_norm(x + h, (self.dim,), *layer["ln2"], eps=self.eps)
-        m = mask[..., None].to(x.dtype)
-        return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
+            if i in layers:
+                pooled[i] = (x * m).sum(1) / m.sum(1).clamp(min=1.0)
+        return [pooled[i] for i in layers]
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """Unit-length sentence vectors, float32, one row per text."""
+    def encode(self, texts: Sequence[str], batch_size: int = 64, layers: Sequence[int] | None = None) -> np.ndarray:
+        """Sentence vectors, float32, one row per text: for each of ``layers`` (default: the
+        last, the usual sentence embedding) a unit-length mean of its token states, side by side."""
         torch = self.torch
+        layers = tuple(layers) if layers else (len(self.layers),)
+        if not all(1 <= i <= len(self.layers) for i in layers):
+            raise ValueError(f"layers must be in 1..{len(self.layers)}, got {layers}")
         texts = [t if isinstance(t, str) else "" for t in texts]
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        out = np.zeros((len(texts), self.dim * len(layers)), dtype=np.float32)
         # Similar lengths together, so a batch carries little padding.
         order = np.argsort([len(t) for t in texts], kind="stable")
         with torch.inference_mode():
@@ -165,8 +173,8 @@ class BertEncoder:
                 enc = self.tokenizer.encode_batch([texts[i] for i in idx])
                 ids = torch.tensor([e.ids for e in enc], dtype=torch.long)
                 mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.long)
-                vectors = self._forward(ids, mask)
-                out[idx] = (vectors / vectors.norm(dim=-1, keepdim=True).clamp(min=1e-12)).numpy()
+                vectors = torch.cat([v / v.norm(dim=-1, keepdim=True).clamp(min=1e-12) for v in self._forward(ids, mask, layers)], dim=1)
+                out[idx] = vectors.numpy()
         return out
 
 
@@ -182,19 +190,27 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     Nothing is learnt: ``fit`` only checks that the encoder can be loaded. The encoder
     itself is loaded lazily, once per process, and is not part of the saved model.
 
+    ``layers`` picks which layers' mean-pooled states to use. A middle layer beside the
+    last helps a linear classifier: (4, 6) scored 93.2% against 92.9% for (6,) in
+    3-fold cross-validation on the BANKING77 training set.
+
     With ``skip_cjk`` (the default), mostly-Chinese texts get a zero vector: the
     encoder was trained on English, and its vectors for Chinese are noise that cost
     12 points of cross-validated accuracy on the Chinese taxonomy examples. Those
     texts are then classified by their character n-grams alone.
     """
 
-    def __init__(self, encoder: str = DEFAULT_ENCODER, skip_cjk: bool = True, batch_size: int = 64):
+    def __init__(self, encoder: str = DEFAULT_ENCODER, layers: tuple[int, ...] = (4, 6), skip_cjk: bool = True, batch_size: int = 64):
         self.encoder = encoder
+        self.layers = layers
         self.skip_cjk = skip_cjk
         self.batch_size = batch_size
 
     def fit(self, X, y=None):
-        self.n_features_out_ = load_encoder(self.encoder).dim
+        encoder = load_encoder(self.encoder)
+        if not self.layers or not all(1 <= i <= len(encoder.layers) for i in self.layers):
+            raise ValueError(f"layers must be a non-empty tuple of layer numbers in 1..{len(encoder.layers)}, got {self.layers!r}")
+        self.n_features_out_ = encoder.dim * len(self.layers)
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -203,7 +219,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         out = np.zeros((len(texts), self.n_features_out_), dtype=np.float32)
         keep = [i for i, t in enumerate(texts) if not (self.skip_cjk and mostly_cjk(t))]
         if keep:
-            out[keep] = load_encoder(self.encoder).encode([texts[i] for i in keep], batch_size=self.batch_size)
+            out[keep] = load_encoder(self.encoder).encode([texts[i] for i in keep], self.batch_size, self.layers)
         return out
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
@@ -222,6 +238,8 @@ class IntentClassifier(ClassifierMixin, BaseEstimator):
     encoder : str or None
         Sentence encoder for the embedding block (a packaged name or a model folder);
         None for TF-IDF only (fastest, weakest on paraphrases).
+    embedding_layers : tuple of int
+        Encoder layers whose mean-pooled states form the embedding block (see ``SentenceEmbedder``).
     embedding_weight : float
         Scale of the embedding block relative to the two TF-IDF blocks (each unit length).
     C : float
@@ -230,8 +248,16 @@ class IntentClassifier(ClassifierMixin, BaseEstimator):
         Char n-grams seen in fewer texts are dropped (keeps large models small).
     """
 
-    def __init__(self, encoder: str | None = DEFAULT_ENCODER, embedding_weight: float = 2.0, C: float = 20.0, char_min_df: int = 1):
+    def __init__(
+        self,
+        encoder: str | None = DEFAULT_ENCODER,
+        embedding_layers: tuple[int, ...] = (4, 6),
+        embedding_weight: float = 2.0,
+        C: float = 20.0,
+        char_min_df: int = 1,
+    ):
         self.encoder = encoder
+        self.embedding_layers = embedding_layers
         self.embedding_weight = embedding_weight
         self.C = C
         self.char_min_df = char_min_df
@@ -243,7 +269,7 @@ class IntentClassifier(ClassifierMixin, BaseEstimator):
         ]
         weights = {}
         if self.encoder:
-            blocks.append(("embedding", SentenceEmbedder(self.encoder)))
+            blocks.append(("embedding", SentenceEmbedder(self.encoder, layers=tuple(self.embedding_layers))))
             weights["embedding"] = self.embedding_weight
         return Pipeline(
             [

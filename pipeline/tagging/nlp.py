@@ -2,7 +2,9 @@
 
 Components are added by factory name, in order: ``callpipe_acts`` (acts.py), then
 ``callpipe_intent`` (intents.py; it reads ``doc._.role`` and only tags customer
-turns). No statistical spaCy model is needed: a blank English or Chinese pipeline
+turns), ``callpipe_sentiment`` (sentiment.py) and ``callpipe_pii`` (entities.py: entities,
+PII and the redacted text; ``Tagger.tag`` completes it over the whole call). No statistical
+spaCy model is needed: a blank English or Chinese pipeline
 provides tokenisation, and our components bring their own scikit-learn models.
 """
 
@@ -19,6 +21,8 @@ from spacy.tokens import Doc
 from ..config import TaggingConfig
 from ..records import ROLES, UNKNOWN, Turn, TurnTags
 from . import acts as _acts  # noqa: F401  (registers the callpipe_acts factory)
+from . import entities as _entities  # registers callpipe_pii
+from . import sentiment as _sentiment  # noqa: F401  (registers callpipe_sentiment)
 from .acts import relative_position
 
 try:  # registers the callpipe_intent factory
@@ -29,6 +33,8 @@ except ModuleNotFoundError as exc:  # the intents module is optional; anything e
 
 ACTS_COMPONENT = "callpipe_acts"
 INTENT_COMPONENT = "callpipe_intent"
+SENTIMENT_COMPONENT = "callpipe_sentiment"
+PII_COMPONENT = "callpipe_pii"
 
 # Doc extensions and their defaults. The defaults match TurnTags' so an untagged Doc reads as "other".
 EXTENSIONS = {
@@ -41,6 +47,11 @@ EXTENSIONS = {
     "act_confidence": 0.0,
     "intent": None,
     "intent_confidence": 0.0,
+    "sentiment": 0.0,
+    "entities": (),
+    "redacted_text": None,
+    "pii_found": False,
+    "pii_types": (),
 }
 
 
@@ -71,6 +82,8 @@ def build_nlp(cfg: TaggingConfig, lang: str, intents: bool = True) -> Language:
     nlp.add_pipe(ACTS_COMPONENT, config={"model": acts_model_for(cfg.acts_model, lang)})
     if intents and Language.has_factory(INTENT_COMPONENT):
         nlp.add_pipe(INTENT_COMPONENT, config={"model": cfg.intent_model, "threshold": cfg.intent_threshold})
+    nlp.add_pipe(SENTIMENT_COMPONENT)
+    nlp.add_pipe(PII_COMPONENT, config={"products": list(cfg.products), "pii_types": list(cfg.pii_types)})
     return nlp
 
 
@@ -102,14 +115,22 @@ class Tagger:
         return docs
 
     def tag(self, turns: Sequence[Turn]) -> list[TurnTags]:
+        docs = list(self.nlp.pipe(self.docs(turns), batch_size=self.batch_size))
+        if self.nlp.has_pipe(PII_COMPONENT):
+            # Numbers read out across turns and names said in another turn need the whole call.
+            _entities.link_call(docs)
         return [
             TurnTags(
                 act=doc._.act,
                 act_confidence=float(doc._.act_confidence),
                 intent=doc._.intent,
                 intent_confidence=float(doc._.intent_confidence or 0.0),
+                sentiment=float(doc._.sentiment),
+                entities=tuple(doc._.entities),
+                redacted_text=doc._.redacted_text,
+                pii_found=bool(doc._.pii_found),
             )
-            for doc in self.nlp.pipe(self.docs(turns), batch_size=self.batch_size)
+            for doc in docs
         ]
 
 
