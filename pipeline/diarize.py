@@ -404,14 +404,19 @@ def separate_roles(
             # Let the words of each stretch argue, too: their log-odds spread over the stretch's words.
             scores = voices.word_scores(models, refs)
             word_odds = np.zeros(len(refs))
-            for text_odds, idx in zip(agent_log_odds(model, [" ".join(refs[i].word.text for i in m) for m in _stretches(refs)]), _stretches(refs)):
+            stretches = _stretches(refs)
+            stretch_text = [" ".join(refs[i].word.text for i in idx) for idx in stretches]
+            for text_odds, idx in zip(agent_log_odds(model, stretch_text), stretches):
                 word_odds[idx] = text_odds / len(idx)
             scores[:, agent] += cfg.text_weight * word_odds
             labels = viterbi(scores, _boundaries(refs))
     channel_of = _channels(roles_of, agent_channel, k)
     out = _segments_by_speaker(segments, refs, labels, channel_of)
     roles = {channel_of[spk]: roles_of[spk] for spk in range(k)}
-    summary["speech_seconds"] = {roles_of[s] if k == 2 else str(s): round(float(sum(r.word.end - r.word.start for r, lab in zip(refs, labels) if lab == s)), 2) for s in range(k)}
+    named = k == 2 and AGENT in roles_of.values()
+    summary["speech_seconds"] = {
+        (roles_of[s] if named else f"speaker{s}"): round(float(sum(r.word.end - r.word.start for r, lab in zip(refs, labels) if lab == s)), 2) for s in range(k)
+    }
     return Separation(out, roles, summary, tuple((r.word.start, r.word.end, int(lab)) for r, lab in zip(refs, labels)))
 
 

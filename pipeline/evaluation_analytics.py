@@ -106,7 +106,9 @@ def fit_acts(calls: Sequence[Call], lang: str):
     for c in calls:
         rows += dialogue_rows([(t.role, t.text) for t in c.turns], dialogue=c.call_id)
         y += c.metadata["reference"]["acts"]
-    key = hashlib.sha256(json.dumps([lang, ACTS_PARAMS, [r[:2] for r in rows], y], ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+    # The key covers the data, the settings and the acts code itself: a changed model class never reads an old fit.
+    code = hashlib.sha256(Path(sys.modules[ActClassifier.__module__].__file__).read_bytes()).hexdigest()
+    key = hashlib.sha256(json.dumps([lang, code, ACTS_PARAMS, [r[:2] for r in rows], y], ensure_ascii=False, sort_keys=True).encode()).hexdigest()
     path = CACHE_DIR / f"acts-{lang}-{key[:20]}.skops" if CACHE_DIR else None
     if path is not None and path.is_file():
         try:

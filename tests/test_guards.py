@@ -95,3 +95,11 @@ def test_real_repetition_loop_is_cut(transcriber, unguarded):
     tokens = [normalize_token(w.text) for s in guarded for w in s.words]
     assert tokens.count("okay") <= 3
     assert all(loop_cut(tokens, 3))
+
+
+def test_chinese_stays_characters_without_spaces():
+    chars = "请问您贵姓" * 5 + "我姓王"
+    words = tuple(Word(i * 0.2, i * 0.2 + 0.15, ch, 0.9) for i, ch in enumerate(chars))
+    seg = Segment(channel=0, start=0.0, end=words[-1].end, text=chars, words=words)
+    (out,) = apply_guards([seg], GuardSettings(max_repeats=3))
+    assert out.text == "请问您贵姓我姓王"  # the looping question cut to one copy, no spaces put between characters

@@ -147,9 +147,9 @@ def turn(i, role, text, words=()):
 
 @pytest.fixture(scope="module")
 def tagger():
-    from pipeline.tagging import load_tagger
+    from pipeline.tagging.nlp import Tagger, build_nlp
 
-    return load_tagger(TaggingConfig(), "en")
+    return Tagger(build_nlp(TaggingConfig(), "en", intents=False))  # intents are not under test here
 
 
 def test_number_read_out_across_turns_is_one_phone_number(tagger):

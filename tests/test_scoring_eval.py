@@ -15,7 +15,8 @@ def text_call(*turns):
 
 def test_text_calls_get_turn_based_equivalents():
     call = text_call(("customer", "my router is down"), ("agent", "please restart it now"), ("customer", "thanks"))
-    tags = [TurnTags("problem_stated", 0.8), TurnTags("solution_offered", 0.7), TurnTags("solution_confirmed", 0.9)]
+    tags = [TurnTags("problem_stated", 0.8, sentiment=-0.5), TurnTags("solution_offered", 0.7),
+            TurnTags("solution_confirmed", 0.9, sentiment=0.5)]
     a = analyze_call(call, tags, ScoringConfig(target_turns=2, target_customer_words=10))
     b = a.score_breakdown
     assert a.modality == "text" and is_text_call(call)
@@ -23,8 +24,9 @@ def test_text_calls_get_turn_based_equivalents():
     assert b["talk_balance"] == pytest.approx(1 - abs(4 / 9 - 0.5) / 0.5, abs=1e-3)  # by words
     assert b["solution_offered"] == 0.7 and b["confirmation"] == 0.9
     assert b["speed_to_solution"] == pytest.approx(1 - 1 / 3, abs=1e-3) and b["customer_effort"] == 1.0
-    assert b["sentiment"] is None
+    assert b["sentiment"] == 0.75  # the customer went from -0.5 to 0.5
     m = a.metrics
+    assert m["customer_sentiment_change"] == 1.0
     assert m["turns_to_first_solution"] == 1 and m["resolved"] and m["handle_time"] is None and m["talk_ratio"]["agent"] == pytest.approx(4 / 9, abs=1e-3)
     assert any(line.startswith("solution_offered: 0.70") for line in a.score_explanation)
 
@@ -81,7 +83,7 @@ def synthetic_stc3(n, seed):
 def quick_acts_model(monkeypatch):
     import pipeline.evaluation_analytics as ev
 
-    monkeypatch.setattr(ev, "ACTS_PARAMS", {"cv": 2, "max_iter": 20, "tune_decision": False})
+    monkeypatch.setattr(ev, "ACTS_PARAMS", {"cv": 2, "tune_decision": False})
     monkeypatch.setattr(ev, "CACHE_DIR", None)
 
 

@@ -43,7 +43,7 @@ from spacy.tokens import Doc
 from threadpoolctl import threadpool_limits
 
 from ..config import MODELS_DIR
-from ..records import ACTS, AGENT, CUSTOMER, ROLES, UNKNOWN
+from ..records import ACTS, ROLES, UNKNOWN
 
 # One row per turn. `dialogue` only groups rows: neighbours are found by
 # (dialogue, index), and cross-validation never splits a dialogue.
@@ -124,12 +124,6 @@ class Tfidf(TfidfVectorizer):
             self.vocabulary_ = {str(term): i for i, term in enumerate(terms)}
 
 
-def text_for_role(X, role: str) -> np.ndarray:
-    """The text column where the role column equals ``role``, else "" (role-specific wording)."""
-    X = np.asarray(X, dtype=object)
-    return np.where(X[:, 1] == role, X[:, 0], "").astype(object)
-
-
 def _text_vectorizers(lang: str, max_features: int) -> list[tuple[str, Tfidf]]:
     """Word + char TF-IDF for space-separated languages; char n-grams alone for Chinese."""
     char = Tfidf(
@@ -178,7 +172,6 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
         lang: str = "en",
         max_features: int = 20000,
         context_max_features: int = 5000,
-        role_text: bool = False,
         C: float = 0.1,
         sequence: bool = True,
         stage2_C: float = 1.0,
@@ -189,7 +182,6 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
         self.lang = lang
         self.max_features = max_features
         self.context_max_features = context_max_features
-        self.role_text = role_text
         self.C = C
         self.sequence = sequence
         self.stage2_C = stage2_C
@@ -204,15 +196,8 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
         # Neighbours only get the char vectorizer, with a smaller vocabulary: they are context.
         prev = _text_vectorizers(self.lang, self.context_max_features)[-1]
         nxt = _text_vectorizers(self.lang, self.context_max_features)[-1]
-        by_role = []
-        if self.role_text:
-            for role in (CUSTOMER, AGENT):
-                select = FunctionTransformer(text_for_role, kw_args={"role": role})
-                vec = _text_vectorizers(self.lang, self.context_max_features)[0][1]
-                by_role.append((f"{role}_text", Pipeline([("select", select), ("tfidf", vec)]), [TEXT, ROLE]))
         features = ColumnTransformer(
             [(name, vec, TEXT) for name, vec in own]
-            + by_role
             + [
                 (f"prev_{prev[0]}", prev[1], PREV),
                 (f"next_{nxt[0]}", nxt[1], NEXT),

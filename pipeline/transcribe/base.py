@@ -99,7 +99,8 @@ def plan_engine(cfg: AsrConfig) -> EnginePlan:
         if compute_type == "float16" and device == "cpu":
             raise TranscriptionError("asr.compute_type float16: openai-whisper runs float16 on CUDA only; use float32 on CPU")
         device_index = (0,)
-        batched = False  # openai-whisper decodes one window after another
+        # Same 30 s speech pieces as batched CTranslate2, decoded one after another (no batch API).
+        batched = cfg.batched
     return EnginePlan(backend, device, device_index, compute_type, batched, cfg.batch_size)
 
 

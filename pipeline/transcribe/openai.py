@@ -3,8 +3,11 @@
 It runs offline on the embedded model: the CTranslate2 weights are converted once into
 an openai-whisper checkpoint (see ``convert.py``); the tokenizer is openai-whisper's
 own bundled tiktoken file. Speech regions come from the same VAD as the ctranslate2
-backend; the speech is glued together, decoded window after window (openai-whisper's
-``transcribe``, with temperature fallback) and the times are mapped back.
+backend. With ``asr.batched`` (the default) the very same 30 s speech pieces are
+decoded, each on its own and without timestamp tokens, as the batched ctranslate2
+backend does (openai-whisper has no batch API, so one piece after another); otherwise
+the speech is glued together and decoded window after window with temperature
+fallback, as the ``whisper`` command does. Times are mapped back to the channel's clock.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from .base import EnginePlan, TranscriptionError
 from .ctranslate2 import guard_settings, temperatures
 from .guards import apply_guards
 from .models import cache_dir, resolve_openai_checkpoint
-from .vad import SAMPLE_RATE, TimeMap, speech_regions
+from .vad import CHUNK_SECONDS, SAMPLE_RATE, TimeMap, chunks_for, fixed_regions, speech_regions
 
 N_SAMPLES_30S = 30 * SAMPLE_RATE
 
@@ -75,6 +78,8 @@ class OpenAIWhisperTranscriber:
         return self.transcribe_channels([(audio, channel)])[0]
 
     def transcribe_channels(self, channels: Sequence[tuple[np.ndarray, int]]) -> list[Transcript]:
+        if self.plan.batched:
+            return self._pieces(channels)
         prepared = []
         for audio, channel in channels:
             regions = speech_regions(audio, batched=False) if self.cfg.vad_filter else []
@@ -82,6 +87,68 @@ class OpenAIWhisperTranscriber:
             prepared.append((speech.astype(np.float32, copy=False), channel, TimeMap(regions)))
         language, probability = self._language(prepared)
         return [self._decode(speech, channel, tmap, language, probability) for speech, channel, tmap in prepared]
+
+    def _pieces(self, channels: Sequence[tuple[np.ndarray, int]]) -> list[Transcript]:
+        chunks_of, maps = {}, {}
+        for audio, channel in channels:
+            regions = speech_regions(audio, batched=True) if self.cfg.vad_filter else fixed_regions(audio.shape[0])
+            maps[channel] = TimeMap(regions)
+            chunks_of[channel] = chunks_for(audio, regions, channel, CHUNK_SECONDS)
+        language, probability = self._language([(c[0].audio, ch, None) for ch, c in chunks_of.items() if c])
+        out = []
+        for _audio, channel in channels:
+            segments = []
+            for chunk in chunks_of[channel]:
+                result = self._run(chunk.audio, language, temperature=(0.0,), without_timestamps=True, condition_on_previous_text=False)
+                segments += self._records(result, channel, maps[channel], shift=chunk.offset)
+            out.append(Transcript(segments=apply_guards(sorted(segments, key=lambda s: s.start), self.guards), language=language, language_probability=probability))
+        return out
+
+    def _run(self, audio: np.ndarray, language: str, **options) -> dict:
+        import whisper
+
+        cfg = self.cfg
+        return whisper.transcribe(
+            self.model,
+            audio,
+            verbose=None,
+            language=language,
+            task="transcribe",
+            beam_size=cfg.beam_size if cfg.beam_size > 1 else None,
+            best_of=5,
+            compression_ratio_threshold=cfg.compression_ratio_threshold,
+            logprob_threshold=cfg.log_prob_threshold,
+            no_speech_threshold=cfg.no_speech_threshold,
+            word_timestamps=True,
+            fp16=self.compute_type == "float16",
+            **options,
+        )
+
+    def _records(self, result: dict, channel: int, tmap: TimeMap, shift: float = 0.0) -> list[Segment]:
+        segments = []
+        for seg in result["segments"]:
+            text = seg["text"].strip()
+            if not text:
+                continue
+            words = []
+            for w in seg.get("words") or ():
+                word = w["word"].strip()
+                if word:
+                    start, end = tmap.word_times(float(w["start"]) + shift, float(w["end"]) + shift)
+                    words.append(Word(round(start, 3), round(end, 3), word, float(w["probability"])))
+            start, end = (words[0].start, words[-1].end) if words else tmap.span(float(seg["start"]) + shift, float(seg["end"]) + shift)
+            segments.append(
+                Segment(
+                    channel=channel,
+                    start=start,
+                    end=end,
+                    text=text,
+                    words=tuple(words),
+                    avg_logprob=float(seg["avg_logprob"]),
+                    no_speech_prob=float(seg["no_speech_prob"]),
+                )
+            )
+        return segments
 
     def _language(self, prepared) -> tuple[str, float]:
         if self.cfg.language:
@@ -108,48 +175,9 @@ class OpenAIWhisperTranscriber:
         return code, totals[code] / weight
 
     def _decode(self, speech: np.ndarray, channel: int, tmap: TimeMap, language: str, probability: float) -> Transcript:
-        import whisper
-
-        cfg = self.cfg
         if not speech.size:
             return Transcript(segments=(), language=language, language_probability=probability)
-        result = whisper.transcribe(
-            self.model,
-            speech,
-            verbose=None,
-            language=language,
-            task="transcribe",
-            beam_size=cfg.beam_size if cfg.beam_size > 1 else None,
-            best_of=5,
-            temperature=temperatures(cfg),
-            compression_ratio_threshold=cfg.compression_ratio_threshold,
-            logprob_threshold=cfg.log_prob_threshold,
-            no_speech_threshold=cfg.no_speech_threshold,
-            condition_on_previous_text=cfg.condition_on_previous_text,
-            word_timestamps=True,
-            fp16=self.compute_type == "float16",
-        )
-        segments = []
-        for seg in result["segments"]:
-            text = seg["text"].strip()
-            if not text:
-                continue
-            words = []
-            for w in seg.get("words") or ():
-                word = w["word"].strip()
-                if word:
-                    start, end = tmap.word_times(float(w["start"]), float(w["end"]))
-                    words.append(Word(round(start, 3), round(end, 3), word, float(w["probability"])))
-            start, end = (words[0].start, words[-1].end) if words else tmap.span(float(seg["start"]), float(seg["end"]))
-            segments.append(
-                Segment(
-                    channel=channel,
-                    start=start,
-                    end=end,
-                    text=text,
-                    words=tuple(words),
-                    avg_logprob=float(seg["avg_logprob"]),
-                    no_speech_prob=float(seg["no_speech_prob"]),
-                )
-            )
+        cfg = self.cfg
+        result = self._run(speech, language, temperature=temperatures(cfg), condition_on_previous_text=cfg.condition_on_previous_text)
+        segments = self._records(result, channel, tmap)
         return Transcript(segments=apply_guards(segments, self.guards), language=language, language_probability=probability)
