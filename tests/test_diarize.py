@@ -53,6 +53,7 @@ def transcriber():
     return load_transcriber(Config().asr)
 
 
+@pytest.mark.slow
 def test_stereo_call_mixed_to_mono_gets_the_roles_of_its_channels(transcriber):
     cfg = Config()
     call = call_excerpt(0.0, 60.0)
@@ -67,6 +68,7 @@ def test_stereo_call_mixed_to_mono_gets_the_roles_of_its_channels(transcriber):
     assert score["right_role"] >= 0.9, score
 
 
+@pytest.mark.slow
 def test_real_mono_call_names_agent_and_customer(transcriber):
     cfg = Config()
     audio = decode(MONO_CALL).channels[0][: 60 * SAMPLE_RATE]

@@ -85,6 +85,7 @@ def test_music_like_audio_gives_no_text(transcriber):
     assert transcriber.transcribe(music).segments == ()
 
 
+@pytest.mark.slow
 def test_real_repetition_loop_is_cut(transcriber, unguarded):
     # 30-60 s of the shipped mono call, decoded without VAD, greedy: tiny.en loops on "Okay." there.
     audio = decode(MONO_CALL).channels[0][30 * SAMPLE_RATE : 60 * SAMPLE_RATE]

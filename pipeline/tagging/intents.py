@@ -291,7 +291,7 @@ class IntentClassifier(ClassifierMixin, BaseEstimator):
         if self.C <= 0 or self.embedding_weight < 0:
             raise ValueError("C must be > 0 and embedding_weight >= 0")
         self.pipeline_ = self._pipeline().fit(X, y.astype(str))
-        for name, block in self.pipeline_.named_steps["features"].transformer_list:
+        for _, block in self.pipeline_.named_steps["features"].transformer_list:
             # Terms cut by min_df are kept only for introspection; they would bloat the file.
             if hasattr(block, "stop_words_"):
                 del block.stop_words_
