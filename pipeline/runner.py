@@ -105,5 +105,5 @@ class CallProcessor:
         tags = self.tagger(language).tag(call.turns)
         call, tags = redact_call(call, tags, self.cfg.privacy)
         analysis = analyze_call(call, tags, self.cfg.scoring)
-        events = call_events(call.turns, tags)
+        events = call_events(call.turns, tags, cfg=self.cfg)
         return call, tags, analysis, events

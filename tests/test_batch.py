@@ -19,6 +19,7 @@ from pipeline.batch import RunLock, _init_worker_in_process, _process_one
 from pipeline.cli import main
 from pipeline.config import Config
 from pipeline.inputs import CallInput
+from pipeline.sequences import BETWEEN_TURNS_BASE
 
 from .audio_util import call_excerpt, interleave, write_audio, write_excerpt
 
@@ -53,7 +54,8 @@ def _assert_each_call_stored_once(out: Path, expected: int) -> None:
     for call_id in ids:
         turns = db.execute("SELECT COUNT(*) FROM turns WHERE call_id = ?", (call_id,)).fetchone()[0]
         tags = db.execute("SELECT COUNT(*) FROM tags WHERE call_id = ?", (call_id,)).fetchone()[0]
-        events = db.execute("SELECT COUNT(*) FROM events WHERE call_id = ?", (call_id,)).fetchone()[0]
+        # One event per turn; holds and interruptions come as extra events between them.
+        events = db.execute("SELECT COUNT(*) FROM events WHERE call_id = ? AND event_index < ?", (call_id, BETWEEN_TURNS_BASE)).fetchone()[0]
         analyses = db.execute("SELECT COUNT(*) FROM analyses WHERE call_id = ?", (call_id,)).fetchone()[0]
         assert turns == tags == events and analyses == 1
         record = json.loads((out / "calls" / f"{call_id}.json").read_text())

@@ -200,7 +200,7 @@ def test_default_tagger_on_an_english_call():
     assert tags[0].act == "problem_stated"
     assert all(t.intent is None for t, (role, _) in zip(tags, CALL) if role == AGENT)
     assert all(t.intent is not None for t, (role, _) in zip(tags, CALL) if role == CUSTOMER)
-    assert set(tagger.model_versions) == {"acts", "intent"}
+    assert {"acts", "intent"} <= set(tagger.model_versions)
 
 
 # --- STC3 reading and evaluation --------------------------------------------------------------
