@@ -487,8 +487,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, UsageError) as exc:
-        print(f"callpipe: error: {exc}", file=sys.stderr)
+    except (ConfigError, UsageError, FileNotFoundError, ValueError) as exc:
+        # Per-call problems never get here (a batch records them); these are bad arguments or data files.
+        print(f"callpipe: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("callpipe: interrupted", file=sys.stderr)

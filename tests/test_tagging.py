@@ -260,3 +260,17 @@ def test_unannotated_test_file_is_refused(tmp_path):
     train.write_text(json.dumps(stc3_json(inline_dialogues())), encoding="utf-8")
     with pytest.raises(ValueError, match="no annotations"):
         evaluate_acts(train=train, test=test, out=None)
+
+
+def test_known_roles_only_get_their_own_acts():
+    import numpy as np
+
+    from pipeline.tagging.acts import mask_by_role
+
+    classes = np.array(["other", "problem_stated", "solution_confirmed", "solution_offered"])
+    proba = np.array([[0.1, 0.6, 0.1, 0.2], [0.1, 0.1, 0.1, 0.7], [0.1, 0.7, 0.1, 0.1]])
+    masked = mask_by_role(proba, ["agent", "customer", "unknown"], classes)
+    assert classes[masked[0].argmax()] == "solution_offered" and masked[0][1] == 0
+    assert classes[masked[1].argmax()] == "other" and masked[1][3] == 0
+    assert np.allclose(masked.sum(axis=1), 1.0)
+    assert np.array_equal(masked[2], proba[2])

@@ -307,6 +307,30 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
         return decide(self.predict_proba(X), self.classes_, self.class_factors_)
 
 
+# The nugget labels are role-specific by definition (CNUG* are customer turns, HNUG*
+# helpdesk turns), so a turn whose speaker is known cannot carry the other party's acts.
+# Calls start with an agent greeting where written helpdesk threads start with the
+# problem; without this the position features call the greeting a problem statement.
+ROLE_ACTS = {
+    "agent": {"solution_offered", "other"},
+    "customer": {"problem_stated", "solution_confirmed", "other"},
+}
+
+
+def mask_by_role(proba: np.ndarray, roles: list[str], classes: np.ndarray) -> np.ndarray:
+    """Zero the acts a turn's speaker cannot perform and renormalise; unknown roles are left as they are."""
+    out = proba.copy()
+    for i, role in enumerate(roles):
+        allowed = ROLE_ACTS.get(role)
+        if allowed is None:
+            continue
+        keep = np.array([c in allowed for c in classes])
+        out[i, ~keep] = 0.0
+        total = out[i].sum()
+        out[i] = out[i] / total if total > 0 else keep / keep.sum()
+    return out
+
+
 def decide(proba: np.ndarray, classes: np.ndarray, factors: np.ndarray) -> np.ndarray:
     return np.asarray(classes)[np.argmax(proba * factors, axis=1)]
 
@@ -448,7 +472,7 @@ class ActsComponent:
             last = index
             role = doc._.role if doc._.role in ROLES else UNKNOWN
             rows.append([doc.text, role, float(doc._.position), index, doc._.prev_text or "", doc._.next_text or "", dialogue])
-        proba = self.model.predict_proba(as_table(rows))
+        proba = mask_by_role(self.model.predict_proba(as_table(rows)), [r[1] for r in rows], self.model.classes_)
         acts = decide(proba, self.model.classes_, self.model.class_factors_)
         for doc, act, p in zip(docs, acts, proba):
             doc._.act = str(act)

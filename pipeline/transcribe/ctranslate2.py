@@ -24,6 +24,44 @@ from .models import cache_dir, resolve_ct2_model
 from .vad import CHUNK_SECONDS, Chunk, TimeMap, chunks_for, fixed_regions, speech_regions
 
 
+# On CPU the encoder and the word-alignment pass run this many 30 s pieces at a time.
+# Their attention weights grow with the batch (the encoder's self-attention alone holds
+# batch x 6 heads x 1500 x 1500 floats: 432 MB for 8 pieces of tiny); two at a time keep
+# an hour-long call well under 1.5 GB, and CPU matrix products are no slower for it.
+CPU_GROUP = 2
+
+
+def _model_class():
+    """faster-whisper's WhisperModel, encoding and aligning in small groups on CPU (see CPU_GROUP)."""
+    import ctranslate2
+    from faster_whisper import WhisperModel
+
+    def storage(array: np.ndarray):
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(array))
+
+    class GroupedModel(WhisperModel):
+        def _grouped(self, n: int) -> bool:
+            return self.model.device == "cpu" and n > CPU_GROUP
+
+        def encode(self, features: np.ndarray):
+            if features.ndim != 3 or not self._grouped(features.shape[0]):
+                return super().encode(features)
+            parts = [np.asarray(super(GroupedModel, self).encode(features[i : i + CPU_GROUP])) for i in range(0, features.shape[0], CPU_GROUP)]
+            return storage(np.concatenate(parts))
+
+        def find_alignment(self, tokenizer, text_tokens, encoder_output, num_frames, median_filter_width=7):
+            if isinstance(num_frames, int) or not self._grouped(len(text_tokens)):
+                return super().find_alignment(tokenizer, text_tokens, encoder_output, num_frames, median_filter_width)
+            encoded = np.asarray(encoder_output)
+            out = []
+            for i in range(0, len(text_tokens), CPU_GROUP):
+                group = slice(i, i + CPU_GROUP)
+                out += super().find_alignment(tokenizer, text_tokens[group], storage(encoded[group]), num_frames[group], median_filter_width)
+            return out
+
+    return GroupedModel
+
+
 def guard_settings(cfg: AsrConfig) -> GuardSettings:
     return GuardSettings(cfg.no_speech_threshold, cfg.log_prob_threshold, cfg.compression_ratio_threshold, cfg.max_repeats)
 
@@ -40,7 +78,9 @@ class FasterWhisperTranscriber:
 
     def __init__(self, cfg: AsrConfig, plan: EnginePlan):
         try:
-            from faster_whisper import BatchedInferencePipeline, WhisperModel
+            from faster_whisper import BatchedInferencePipeline
+
+            WhisperModel = _model_class()
         except ImportError:
             raise TranscriptionError("the ctranslate2 backend needs faster-whisper (pip install faster-whisper)") from None
         self.cfg = cfg

@@ -14,7 +14,7 @@ SAMPLE_RATE = 16000
 CHUNK_SECONDS = 30  # Whisper's input window
 
 
-VAD_BLOCK_SECONDS = 600  # VAD runs on 10-minute blocks so an hour-long channel needs no hour-sized buffers
+VAD_BLOCK_SECONDS = 300  # VAD runs on 5-minute blocks so an hour-long channel needs no hour-sized buffers
 
 
 @dataclass(frozen=True)
