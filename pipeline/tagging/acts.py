@@ -22,8 +22,6 @@ types, never with pickle.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -42,7 +40,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from threadpoolctl import threadpool_limits
 
-from ..config import MODELS_DIR
+from .. import modelfiles
 from ..records import ACTS, ROLES, UNKNOWN
 
 # One row per turn. `dialogue` only groups rows: neighbours are found by
@@ -396,45 +394,17 @@ TRUSTED_TYPES = [
 ]
 
 
-def save_model(model: ActClassifier, path: Path) -> Path:
-    import zipfile
-
-    import skops.io as sio
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sio.dump(model, path, compression=zipfile.ZIP_DEFLATED)
-    return path
+def save_model(model: ActClassifier, path: str | Path) -> Path:
+    return modelfiles.save(model, path)
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
-    """A bare name means ``models/NAME.skops``; anything with a suffix or a slash is a path."""
-    text = str(name_or_path)
-    if "/" in text or "\\" in text or text.endswith(".skops"):
-        return Path(text)
-    return MODELS_DIR / f"{text}.skops"
-
-
-@functools.lru_cache(maxsize=8)
-def _load(path: Path, mtime: float) -> tuple[ActClassifier, str]:
-    import skops.io as sio
-
-    data = path.read_bytes()
-    untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
-    if untrusted:
-        raise ValueError(f"{path}: refusing to load, it contains untrusted types {untrusted}")
-    model = sio.loads(data, trusted=TRUSTED_TYPES)
-    if not isinstance(model, ActClassifier):
-        raise ValueError(f"{path}: expected an ActClassifier, got {type(model).__name__}")
-    return model, f"{path.stem}@sha256:{hashlib.sha256(data).hexdigest()[:12]}"
+    return modelfiles.resolve(name_or_path)
 
 
 def load_model(name_or_path: str | Path) -> tuple[ActClassifier, str]:
     """(model, version string) for a model name or path; loaded once per process (again if the file changes)."""
-    path = resolve_model_path(name_or_path).resolve()
-    if not path.is_file():
-        raise FileNotFoundError(f"acts model not found: {path} (rebuild with `callpipe train acts`)")
-    return _load(path, path.stat().st_mtime)
+    return modelfiles.load(name_or_path, TRUSTED_TYPES, ActClassifier, "acts model", "callpipe train acts")
 
 
 # --- the spaCy component ----------------------------------------------------------------------

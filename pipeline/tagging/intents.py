@@ -46,6 +46,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.util import minibatch
 
+from .. import modelfiles
 from ..config import MODELS_DIR, REPO_ROOT
 from ..records import CUSTOMER, UNKNOWN
 
@@ -538,44 +539,16 @@ TRUSTED_TYPES = [
 
 
 def save_model(model: IntentClassifier, path: str | Path) -> Path:
-    import zipfile
-
-    import skops.io as sio
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sio.dump(model, path, compression=zipfile.ZIP_DEFLATED)
-    return path
+    return modelfiles.save(model, path)
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
-    """A bare name means ``models/NAME.skops``; anything with a suffix or a slash is a path."""
-    text = str(name_or_path)
-    if "/" in text or "\\" in text or text.endswith(".skops"):
-        return Path(text)
-    return MODELS_DIR / f"{text}.skops"
-
-
-@functools.lru_cache(maxsize=8)
-def _load(path: Path, mtime: float) -> tuple[IntentClassifier, str]:
-    import skops.io as sio
-
-    data = path.read_bytes()
-    untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
-    if untrusted:
-        raise ValueError(f"{path}: refusing to load, it contains untrusted types {untrusted}")
-    model = sio.loads(data, trusted=TRUSTED_TYPES)
-    if not isinstance(model, IntentClassifier):
-        raise ValueError(f"{path}: expected an IntentClassifier, got {type(model).__name__}")
-    return model, f"{path.stem}@sha256:{hashlib.sha256(data).hexdigest()[:12]}"
+    return modelfiles.resolve(name_or_path)
 
 
 def load_model(name_or_path: str | Path) -> tuple[IntentClassifier, str]:
-    """(model, version string) for a model name or path; loaded once per process (reloaded if the file changes)."""
-    path = resolve_model_path(name_or_path).resolve()
-    if not path.is_file():
-        raise FileNotFoundError(f"intent model not found: {path} (rebuild with `callpipe train intents`)")
-    return _load(path, path.stat().st_mtime)
+    """(model, version string) for a model name or path; loaded once per process (again if the file changes)."""
+    return modelfiles.load(name_or_path, TRUSTED_TYPES, IntentClassifier, "intent model", "callpipe train intents")
 
 
 # --- the spaCy component ---------------------------------------------------------------------

@@ -100,10 +100,22 @@ def english_normalizer():
     return EnglishTextNormalizer()
 
 
+def to_simplified(text: str, _converter=[]) -> str:
+    """Traditional characters as simplified (Whisper writes either); unchanged without OpenCC (callpipe[multilingual])."""
+    if not _converter:
+        try:
+            import opencc
+
+            _converter.append(opencc.OpenCC("t2s").convert)
+        except ImportError:
+            _converter.append(lambda t: t)
+    return _converter[0](text)
+
+
 def normalize(text: str, lang: str, _en=[]) -> list[str]:
     """Tokens to score: normalized English words, or Chinese characters (digits and Latin words kept whole)."""
     if lang == "zh":
-        text = unicodedata.normalize("NFKC", text)
+        text = to_simplified(unicodedata.normalize("NFKC", text))
         return re.findall(r"[\u3400-\u4dbf\u4e00-\u9fff]|[A-Za-z]+|\d+", text.lower())
     if not _en:
         _en.append(english_normalizer())

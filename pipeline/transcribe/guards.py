@@ -115,10 +115,20 @@ def _key(seg: Segment) -> str:
     return " ".join(normalize_token(t) for t in _text_tokens(seg.text))
 
 
+_CJK_GAP = re.compile(r"(?<=[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef])\s+(?=[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef])")
+
+
+def squeeze_cjk_spaces(text: str) -> str:
+    """Chinese is written without spaces; Whisper's segment text sometimes has them between characters."""
+    return _CJK_GAP.sub("", text)
+
+
 def clean_segment(seg: Segment, settings: GuardSettings) -> Segment | None:
     """One segment with non-speech words and in-segment loops removed; None when nothing real is left."""
     if is_silent(seg, settings):
         return None
+    if _CJK.search(seg.text):
+        seg = dataclasses.replace(seg, text=squeeze_cjk_spaces(seg.text))
     words = tuple(w for w in seg.words if not is_non_speech(w.text))
     if seg.words and len(words) != len(seg.words):
         if not words:
