@@ -275,7 +275,7 @@ def _add_import(sub) -> None:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from .batch import RunLockedError
+    from .batch import RunLockedError, SetupError
     from .importers import import_transcripts
 
     cfg = _load_config(args, {"report": {"enabled": False}} if args.no_report else None)

@@ -28,7 +28,7 @@ from typing import TextIO
 import numpy as np
 
 from .config import Config
-from .records import ACTS, AGENT, CUSTOMER, Call, TurnTags
+from .records import AGENT, CUSTOMER, Call, TurnTags
 
 SPLIT_SEED = 0
 TEST_SIZE = 0.2

@@ -2,14 +2,13 @@
 
 import importlib.util
 import struct
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from pipeline.audio import SAMPLE_RATE, decode
+from pipeline.audio import decode
 from pipeline.config import AsrConfig
 from pipeline.records import Segment, Transcript
 from pipeline.transcribe import TranscriptionError, load_transcriber, plan_engine

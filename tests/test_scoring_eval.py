@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.config import Config, ScoringConfig
-from pipeline.evaluation_analytics import TEXT_COMPONENTS, evaluate_scores, evaluate_suggest, fit_weights, weighted_scores
+from pipeline.config import ScoringConfig
+from pipeline.evaluation_analytics import TEXT_COMPONENTS, evaluate_scores, fit_weights, weighted_scores
 from pipeline.records import Call, Turn, TurnTags, Word
 from pipeline.scoring import act_probability, analyze_call, interruptions, is_text_call, word_count
 
