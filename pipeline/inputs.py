@@ -77,6 +77,14 @@ def _parse_row(row: dict, base: Path) -> CallInput:
             raise ValueError(f"{key} must be a channel number, got {value!r}") from None
         if channels[key] < 0:
             raise ValueError(f"{key} must be >= 0, got {value}")
+    language = None
+    if row.get("language"):
+        from .transcribe.base import TranscriptionError, language_code
+
+        try:
+            language = language_code(str(row["language"]))
+        except TranscriptionError as exc:
+            raise ValueError(str(exc)) from None
     metadata = {k: v for k, v in row.items() if k not in _CONSUMED}
     call_id = row.get("call_id")
     return CallInput(
@@ -84,7 +92,7 @@ def _parse_row(row: dict, base: Path) -> CallInput:
         call_id=str(call_id) if call_id else None,
         agent_channel=channels["agent_channel"],
         customer_channel=channels["customer_channel"],
-        language=str(row["language"]) if row.get("language") else None,
+        language=language,
         metadata=metadata,
     )
 

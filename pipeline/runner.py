@@ -89,7 +89,7 @@ class CallProcessor:
         from .transcribe.call import transcribe_call
 
         # All channels in one batched pass; echo removed (stereo) or speakers separated (mono).
-        heard = transcribe_call(self.transcriber, parts, self.cfg, agent_channel)
+        heard = transcribe_call(self.transcriber, parts, self.cfg, agent_channel, item.language)
         language = heard.language
         turns = build_turns(heard.segments, heard.roles, self.cfg.turns.split_pause, self.cfg.turns.max_pause)
         call = Call(

@@ -11,6 +11,8 @@ SAMPLES = ROOT / "audio_samples"
 JFK = SAMPLES / "jfk.flac"
 STEREO_CALL = SAMPLES / "aws_lca_call40_stereo.flac"
 MONO_CALL = SAMPLES / "aws_pca_mono_call.wav"
+MANDARIN = SAMPLES / "aishell_mandarin.wav"
+MANDARIN_REFERENCE = "广州市房地产中介协会分析"  # AISHELL-1's human transcript
 
 
 @pytest.fixture(scope="session")

@@ -25,17 +25,20 @@ def test_csv_manifest_keeps_metadata_and_reports_bad_rows_by_line(tmp_path):
         "c1,one.wav,ag7,cu1,2026-12-01T09:00:00,1,en,D-9\n"
         "c2,,ag7,cu2,,,,\n"
         "c3,three.wav,ag8,cu3,,left,,\n"
-        "c4,/abs/four.wav,ag8,cu4,,,zh,\n"
+        "c4,/abs/four.wav,ag8,cu4,,,zh-CN,\n"
+        "c5,five.wav,ag8,cu5,,,Klingon,\n"
     )
     inputs, problems = read_manifest(manifest)
     assert [i.call_id for i in inputs] == ["c1", "c4"]
+    assert inputs[1].language == "zh"  # a regional code names the language Whisper knows
     first = inputs[0]
     assert first.path == tmp_path / "one.wav" and first.agent_channel == 1 and first.language == "en"
     assert first.metadata == {"agent_id": "ag7", "customer_id": "cu1", "start_time": "2026-12-01T09:00:00", "deal_id": "D-9"}
     assert inputs[1].path == Path("/abs/four.wav")
-    assert [p.source for p in problems] == [f"{manifest}:3", f"{manifest}:4"]
+    assert [p.source for p in problems] == [f"{manifest}:3", f"{manifest}:4", f"{manifest}:6"]
     assert "audio_path is missing" in problems[0].reason and "line 3" in problems[0].reason
     assert "agent_channel must be a channel number" in problems[1].reason
+    assert "unknown language 'Klingon'" in problems[2].reason
 
 
 def test_jsonl_manifest_with_a_broken_line(tmp_path):

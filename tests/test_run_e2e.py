@@ -65,3 +65,23 @@ def test_report_pages_list_the_call_and_show_its_transcript(stereo_run):
     html = page.read_text()
     assert 'class="turn agent"' in html and 'class="turn customer"' in html
     assert "<audio" in html and "aws_lca_call40_stereo.flac" in html
+
+
+def test_mandarin_call_is_heard_and_tagged_as_mandarin(tmp_path):
+    from pipeline.cli import main
+
+    from .conftest import MANDARIN
+    from .test_asr_backends import _needs_multilingual
+
+    _needs_multilingual()
+    out = tmp_path / "out"
+    assert main(["run", str(MANDARIN), "--out", str(out)]) == 0
+    (json_path,) = (out / "calls").glob("*.json")
+    call = json.loads(json_path.read_text())
+    assert call["language"] == "zh"
+    text = "".join(t["text"] for t in call["turns"])
+    assert "广州" in text and " " not in text
+    assert all(t["tags"]["act"] in ("problem_stated", "solution_offered", "solution_confirmed", "other") for t in call["turns"])
+    db = sqlite3.connect(out / "callpipe.sqlite")
+    (versions,) = db.execute("SELECT model_versions_json FROM runs").fetchone()
+    assert "acts-zh" in versions and "base" in json.loads(versions)["asr"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 from collections.abc import Sequence
@@ -28,9 +29,41 @@ class Transcriber(Protocol):
 
     def transcribe(self, audio: np.ndarray, channel: int = 0) -> Transcript: ...
 
-    def transcribe_channels(self, channels: Sequence[tuple[np.ndarray, int]]) -> list[Transcript]:
-        """All channels of one call, one Transcript each, sharing one language decision."""
+    def transcribe_channels(self, channels: Sequence[tuple[np.ndarray, int]], language: str | None = None) -> list[Transcript]:
+        """All channels of one call, one Transcript each, sharing one language decision.
+
+        ``language`` is the call's own (from a manifest); it overrides ``asr.language``.
+        """
         ...
+
+
+def language_code(name: str) -> str:
+    """A Whisper language code for a code, a regional code or an English name: zh-CN, Mandarin -> zh."""
+    from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
+
+    text = name.strip().lower()
+    code = TO_LANGUAGE_CODE.get(text, text.replace("_", "-").split("-")[0])
+    if code not in LANGUAGES:
+        raise TranscriptionError(f"unknown language {name!r}: use a Whisper language code such as en or zh")
+    return code
+
+
+def fixed_language(call_language: str | None, configured: str, multilingual: bool, model: str) -> str | None:
+    """The language to decode in without detection, or None to detect it.
+
+    An English-only model decodes English; asking it for another language is an error,
+    not a silent English transcript of Mandarin speech.
+    """
+    wanted = call_language or configured
+    code = language_code(wanted) if wanted else None
+    if multilingual:
+        return code
+    if code not in (None, "en"):
+        raise TranscriptionError(
+            f"language {wanted!r} needs a multilingual model, and {model!r} is English-only "
+            '(install callpipe[multilingual] and set asr.model = "base")'
+        )
+    return "en"
 
 
 def cuda_device_counts() -> tuple[int, int]:
@@ -106,7 +139,33 @@ def plan_engine(cfg: AsrConfig) -> EnginePlan:
 
 @functools.lru_cache(maxsize=4)
 def load_transcriber(cfg: AsrConfig) -> Transcriber:
-    """Load the configured backend once per process (configs are frozen, hence hashable)."""
+    """Load the configured backend once per process (configs are frozen, hence hashable).
+
+    The English-only embedded model is paired with ``asr.multilingual_model`` when that is
+    installed, so calls in other languages are not written out as English (routing.py).
+    """
+    if routes_languages(cfg):
+        from .routing import LanguageRouter
+
+        english = load_engine(cfg)
+        other = load_engine(dataclasses.replace(cfg, model=cfg.multilingual_model, multilingual_model=""))
+        return LanguageRouter(english, other, cfg.language)
+    return load_engine(cfg)
+
+
+def routes_languages(cfg: AsrConfig) -> bool:
+    """True when the embedded English model is paired with an available multilingual one."""
+    from .models import EMBEDDED, JOINED_MODELS, joined_model_available
+
+    other = cfg.multilingual_model
+    if cfg.model != EMBEDDED or not other:
+        return False
+    # A packaged model counts only when its extra is installed; a folder or name is the user's choice.
+    return joined_model_available(other) if other in JOINED_MODELS else True
+
+
+def load_engine(cfg: AsrConfig) -> Transcriber:
+    """One backend with one model, as configured."""
     plan = plan_engine(cfg)
     if plan.backend == "ctranslate2":
         from .ctranslate2 import FasterWhisperTranscriber

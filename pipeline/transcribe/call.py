@@ -40,12 +40,18 @@ def transcribe_call(
     parts: Sequence[tuple[np.ndarray, int, str]],
     cfg: Config,
     agent_channel: int = 0,
+    language: str | None = None,
 ) -> HeardCall:
-    """``parts``: (samples, channel, role) per channel, as ``runner.channel_roles`` gives them."""
-    transcripts = transcriber.transcribe_channels([(samples, channel) for samples, channel, _role in parts])
+    """``parts``: (samples, channel, role) per channel, as ``runner.channel_roles`` gives them;
+    ``language``: the call's language when known (a manifest column), else detected."""
+    transcripts = transcriber.transcribe_channels([(samples, channel) for samples, channel, _role in parts], language)
+    language = call_language(transcripts)
+    if language == "zh" and cfg.asr.chinese_script == "simplified":
+        from .chinese import simplified_transcript
+
+        transcripts = [simplified_transcript(t) for t in transcripts]
     by_channel = {channel: t for (_s, channel, _r), t in zip(parts, transcripts)}
     roles = {channel: role for _s, channel, role in parts}
-    language = call_language(transcripts)
     metadata: dict = {"asr_engine": f"{transcriber.name}:{getattr(transcriber, 'model_version', '')}"}
     if len(parts) == 2 and cfg.asr.crosstalk_filter:
         from ..crosstalk import remove_crosstalk

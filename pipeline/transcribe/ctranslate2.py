@@ -18,10 +18,10 @@ import numpy as np
 
 from ..config import AsrConfig
 from ..records import Segment, Transcript, Word
-from .base import EnginePlan, TranscriptionError
+from .base import EnginePlan, TranscriptionError, fixed_language
 from .guards import GuardSettings, apply_guards
 from .models import cache_dir, resolve_ct2_model
-from .vad import CHUNK_SECONDS, Chunk, TimeMap, chunks_for, fixed_regions, speech_regions
+from .vad import CHUNK_SECONDS, DETECT_SECONDS, SAMPLE_RATE, Chunk, TimeMap, chunks_for, fixed_regions, speech_regions
 
 
 # On CPU the encoder and the word-alignment pass run this many 30 s pieces at a time.
@@ -112,18 +112,28 @@ class FasterWhisperTranscriber:
     def transcribe(self, audio: np.ndarray, channel: int = 0) -> Transcript:
         return self.transcribe_channels([(audio, channel)])[0]
 
-    def transcribe_channels(self, channels: Sequence[tuple[np.ndarray, int]]) -> list[Transcript]:
+    def transcribe_channels(self, channels: Sequence[tuple[np.ndarray, int]], language: str | None = None) -> list[Transcript]:
+        fixed = fixed_language(language, self.cfg.language, self.multilingual, self.cfg.model)
         if self.plan.batched:
-            return self._batched(channels)
-        return [self._sequential(audio, channel) for audio, channel in channels]
+            return self._batched(channels, fixed)
+        return [self._sequential(audio, channel, fixed) for audio, channel in channels]
+
+    def detect_language(self, channels: Sequence[tuple[np.ndarray, int]]) -> tuple[str, float]:
+        """The call's language and its probability, from the first speech of each channel."""
+        chunks = []
+        for audio, channel in channels:
+            head = audio[: DETECT_SECONDS * SAMPLE_RATE]
+            regions = speech_regions(head, batched=True) if self.cfg.vad_filter else fixed_regions(head.shape[0])
+            chunks.extend(chunks_for(head, regions, channel, CHUNK_SECONDS)[:1])
+        return self._detect_language(chunks) if self.multilingual else ("en", 1.0)
 
     # --- sequential ---------------------------------------------------------------------------
 
-    def _sequential(self, audio: np.ndarray, channel: int) -> Transcript:
+    def _sequential(self, audio: np.ndarray, channel: int, language: str | None) -> Transcript:
         cfg = self.cfg
         segments, info = self.model.transcribe(
             audio,
-            language=cfg.language or None,
+            language=language,
             beam_size=cfg.beam_size,
             temperature=list(temperatures(cfg)),
             word_timestamps=True,
@@ -148,7 +158,7 @@ class FasterWhisperTranscriber:
             pipe = self._pipelines.pipe = self._pipeline_cls(self.model)
         return pipe
 
-    def _batched(self, channels: Sequence[tuple[np.ndarray, int]]) -> list[Transcript]:
+    def _batched(self, channels: Sequence[tuple[np.ndarray, int]], fixed: str | None) -> list[Transcript]:
         from faster_whisper.tokenizer import Tokenizer
 
         cfg = self.cfg
@@ -158,7 +168,7 @@ class FasterWhisperTranscriber:
             regions = speech_regions(audio, batched=True) if cfg.vad_filter else fixed_regions(audio.shape[0])
             maps[channel] = TimeMap(regions)
             chunks.extend(chunks_for(audio, regions, channel, CHUNK_SECONDS))
-        language, probability = self._language(chunks)
+        language, probability = (fixed, 1.0) if fixed else self._detect_language(chunks)
         tokenizer = Tokenizer(self.model.hf_tokenizer, self.multilingual, task="transcribe", language=language)
         options = self._options(tokenizer)
         by_channel: dict[int, list[Segment]] = {channel: [] for _a, channel in channels}
@@ -231,16 +241,9 @@ class FasterWhisperTranscriber:
             max_initial_timestamp=0.0,
         )
 
-    def _language(self, chunks: list[Chunk]) -> tuple[str, float]:
-        """One language per call: the configured one, 'en' for English-only models, else detected.
-
-        Detection scores the first speech piece of every channel and adds the
-        probabilities, weighted by how much speech each piece holds.
-        """
-        if self.cfg.language:
-            return self.cfg.language, 1.0
-        if not self.multilingual:
-            return "en", 1.0
+    def _detect_language(self, chunks: list[Chunk]) -> tuple[str, float]:
+        """One language per call: the first speech piece of every channel is scored and the
+        probabilities are added, weighted by how much speech each piece holds."""
         firsts: dict[int, Chunk] = {}
         for c in chunks:
             firsts.setdefault(c.channel, c)

@@ -30,6 +30,7 @@ from typing import TextIO
 import numpy as np
 
 from ..config import AsrConfig
+from .chinese import to_simplified
 
 AMI_TRACKS = ("source0", "source1", "source2", "source3")
 AMI_LETTERS = ("A", "B", "C", "D")
@@ -98,18 +99,6 @@ def english_normalizer():
     from whisper.normalizers import EnglishTextNormalizer
 
     return EnglishTextNormalizer()
-
-
-def to_simplified(text: str, _converter=[]) -> str:
-    """Traditional characters as simplified (Whisper writes either); unchanged without OpenCC (callpipe[multilingual])."""
-    if not _converter:
-        try:
-            import opencc
-
-            _converter.append(opencc.OpenCC("t2s").convert)
-        except ImportError:
-            _converter.append(lambda t: t)
-    return _converter[0](text)
 
 
 def normalize(text: str, lang: str, _en=[]) -> list[str]:

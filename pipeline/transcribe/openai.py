@@ -18,11 +18,11 @@ import numpy as np
 
 from ..config import AsrConfig
 from ..records import Segment, Transcript, Word
-from .base import EnginePlan, TranscriptionError
+from .base import EnginePlan, TranscriptionError, fixed_language
 from .ctranslate2 import guard_settings, temperatures
 from .guards import apply_guards
 from .models import cache_dir, resolve_openai_checkpoint
-from .vad import CHUNK_SECONDS, SAMPLE_RATE, TimeMap, chunks_for, fixed_regions, speech_regions
+from .vad import CHUNK_SECONDS, DETECT_SECONDS, SAMPLE_RATE, TimeMap, chunks_for, fixed_regions, speech_regions
 
 N_SAMPLES_30S = 30 * SAMPLE_RATE
 
@@ -77,24 +77,37 @@ class OpenAIWhisperTranscriber:
     def transcribe(self, audio: np.ndarray, channel: int = 0) -> Transcript:
         return self.transcribe_channels([(audio, channel)])[0]
 
-    def transcribe_channels(self, channels: Sequence[tuple[np.ndarray, int]]) -> list[Transcript]:
+    def transcribe_channels(self, channels: Sequence[tuple[np.ndarray, int]], language: str | None = None) -> list[Transcript]:
+        fixed = fixed_language(language, self.cfg.language, self.multilingual, self.cfg.model)
         if self.plan.batched:
-            return self._pieces(channels)
+            return self._pieces(channels, fixed)
         prepared = []
         for audio, channel in channels:
             regions = speech_regions(audio, batched=False) if self.cfg.vad_filter else []
             speech = np.concatenate([audio[r["start"] : r["end"]] for r in regions]) if regions else (audio if not self.cfg.vad_filter else audio[:0])
             prepared.append((speech.astype(np.float32, copy=False), channel, TimeMap(regions)))
-        language, probability = self._language(prepared)
+        language, probability = (fixed, 1.0) if fixed else self._detect_language(prepared)
         return [self._decode(speech, channel, tmap, language, probability) for speech, channel, tmap in prepared]
 
-    def _pieces(self, channels: Sequence[tuple[np.ndarray, int]]) -> list[Transcript]:
+    def detect_language(self, channels: Sequence[tuple[np.ndarray, int]]) -> tuple[str, float]:
+        """The call's language and its probability, from the first speech of each channel."""
+        if not self.multilingual:
+            return "en", 1.0
+        prepared = []
+        for audio, channel in channels:
+            head = audio[: DETECT_SECONDS * SAMPLE_RATE]
+            regions = speech_regions(head, batched=False) if self.cfg.vad_filter else [{"start": 0, "end": head.shape[0]}]
+            if regions:
+                prepared.append((np.concatenate([head[r["start"] : r["end"]] for r in regions]), channel, None))
+        return self._detect_language(prepared)
+
+    def _pieces(self, channels: Sequence[tuple[np.ndarray, int]], fixed: str | None) -> list[Transcript]:
         chunks_of, maps = {}, {}
         for audio, channel in channels:
             regions = speech_regions(audio, batched=True) if self.cfg.vad_filter else fixed_regions(audio.shape[0])
             maps[channel] = TimeMap(regions)
             chunks_of[channel] = chunks_for(audio, regions, channel, CHUNK_SECONDS)
-        language, probability = self._language([(c[0].audio, ch, None) for ch, c in chunks_of.items() if c])
+        language, probability = (fixed, 1.0) if fixed else self._detect_language([(c[0].audio, ch, None) for ch, c in chunks_of.items() if c])
         out = []
         for _audio, channel in channels:
             segments = []
@@ -150,11 +163,7 @@ class OpenAIWhisperTranscriber:
             )
         return segments
 
-    def _language(self, prepared) -> tuple[str, float]:
-        if self.cfg.language:
-            return self.cfg.language, 1.0
-        if not self.multilingual:
-            return "en", 1.0
+    def _detect_language(self, prepared) -> tuple[str, float]:
         import whisper
 
         totals: dict[str, float] = {}

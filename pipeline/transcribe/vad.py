@@ -12,6 +12,7 @@ import numpy as np
 
 SAMPLE_RATE = 16000
 CHUNK_SECONDS = 30  # Whisper's input window
+DETECT_SECONDS = 60  # language is told from the first speech found in this much of each channel
 
 
 VAD_BLOCK_SECONDS = 300  # VAD runs on 5-minute blocks so an hour-long channel needs no hour-sized buffers
