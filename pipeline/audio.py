@@ -81,24 +81,59 @@ def decode(path: str | Path) -> Audio:
             raise AudioError(f"{path}: audio stream reports no channels")
         # Planar float keeps the channels apart, so a stereo call can be split by role.
         resampler = av.AudioResampler(format="fltp", layout=stream.layout.name if stream.layout else None, rate=SAMPLE_RATE)
-        chunks: list[np.ndarray] = []
+        samples = _Samples(_expected_samples(container, stream))
         try:
             for frame in container.decode(stream):
                 frame.pts = None
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
+                    samples.append(out.to_ndarray())
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
+                samples.append(out.to_ndarray())
         except (av.error.InvalidDataError, av.error.FFmpegError, ValueError) as exc:
-            if not chunks:
+            if not samples.count:
                 raise AudioError(f"{path}: corrupt or unsupported audio ({_reason(exc)})") from None
-            raise AudioError(f"{path}: audio is truncated or corrupt after {sum(c.shape[1] for c in chunks) / SAMPLE_RATE:.1f} s ({_reason(exc)})") from None
-    if not chunks:
+            raise AudioError(f"{path}: audio is truncated or corrupt after {samples.count / SAMPLE_RATE:.1f} s ({_reason(exc)})") from None
+    if not samples.count:
         raise AudioError(f"{path}: no audio samples (zero-length audio)")
-    samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
-    if samples.shape[1] == 0:
-        raise AudioError(f"{path}: no audio samples (zero-length audio)")
-    return Audio(channels=samples, source_rate=source_rate, codec=codec)
+    return Audio(channels=samples.array(), source_rate=source_rate, codec=codec)
+
+
+def _expected_samples(container, stream) -> int:
+    """Samples per channel at 16 kHz the header promises (0 when it does not say)."""
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        seconds = container.duration / 1_000_000
+    else:
+        return 0
+    return int(seconds * SAMPLE_RATE * 1.01) + SAMPLE_RATE
+
+
+class _Samples:
+    """Decoded blocks written into one growing array.
+
+    Keeping the blocks in a list and joining them at the end would hold an hour-long call
+    twice (about 0.9 GB for two channels); with the length from the header it is held once.
+    """
+
+    def __init__(self, expected: int):
+        self.expected = expected
+        self.buffer: np.ndarray | None = None
+        self.count = 0
+
+    def append(self, block: np.ndarray) -> None:
+        n = block.shape[1]
+        if self.buffer is None:
+            self.buffer = np.empty((block.shape[0], max(self.expected, n, SAMPLE_RATE)), dtype=np.float32)
+        elif self.count + n > self.buffer.shape[1]:
+            grown = np.empty((self.buffer.shape[0], max(2 * self.buffer.shape[1], self.count + n)), dtype=np.float32)
+            grown[:, : self.count] = self.buffer[:, : self.count]
+            self.buffer = grown
+        self.buffer[:, self.count : self.count + n] = block
+        self.count += n
+
+    def array(self) -> np.ndarray:
+        return self.buffer[:, : self.count]
 
 
 def _reason(exc: Exception) -> str:
