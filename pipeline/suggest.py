@@ -2,15 +2,20 @@
 
 A *moment* is an agent's reply to a customer turn in a historic call: what had just
 happened (the last few turn events, the "context"), the act the agent chose, the words
-used, and whether the call went on to be resolved. Given a conversation so far, we
-look up the moments with the same context (the longest one with enough history behind
-it, then shorter ones), and suggest:
+used, and whether the call went on to be resolved. Given a conversation so far:
 
-- next agent acts, ranked by the resolution rate of the calls where agents chose that
-  act at such a moment (smoothed toward the context's overall rate), with support;
-- concrete responses taken from historic calls that went on to be resolved: those whose
-  customer turn reads most like the current one, ranked by the resolution rate the
-  response led to (smoothed the same way), with support (moments that used it).
+- **next acts**: P(act | context) from a back-off model over the context's suffixes
+  (Witten-Bell interpolation: the full context, then shorter ones, then all moments),
+  times the resolution rate the act led to at such moments (smoothed toward the shorter
+  context's rate with ``cfg.prior`` moments of weight): the chance that agents do this
+  next *and* the call ends resolved. Each act also shows its probability, resolution
+  rate and support (moments in the chosen context).
+- **responses**: the historic moments whose customer turn reads most like the current
+  one (TF-IDF over character n-grams, so Chinese needs no word segmenter) are the
+  neighbours, found among all moments; each candidate response (by default one used in
+  a call that went on to be resolved) is scored by how much it reads like the
+  neighbours' replies, weighted by their similarity, times the square root of the
+  smoothed resolution rate it led to; with its support.
 
 The index is built from the store after every run and saved in it, so a review page
 asks SQLite for one context at a time instead of rebuilding anything.
@@ -33,20 +38,17 @@ from .records import AGENT, CUSTOMER
 _DIGITS = re.compile(r"\d+")
 _SPACE = re.compile(r"\s+")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_WORD = re.compile(r"[^\W\u3400-\u9fff\uf900-\ufaff]+")
-RETRIEVAL_POOL = 10  # responses considered per suggestion shown: the most similar ones
+# Chosen on a dialogue-level development split of the STC3 training dialogues (en and zh).
+NEIGHBOURS = 30  # historic moments whose replies vote for a suggested response
+NEIGHBOUR_POWER = 2.0  # a neighbour's vote = its context similarity ** this
+RESPONSE_RESOLUTION_POWER = 0.5  # response score = agreement with the neighbours x resolution rate ** this
+ACT_RESOLUTION_POWER = 1.0  # act score = P(act | context) x resolution rate ** this
+POOL_FROM_CONTEXT = False  # neighbours and candidates from the chosen context only (else from all moments: better on STC3)
 
 
 def normalize_response(text: str) -> str:
     """Responses that differ only in case, spacing or numbers (ids, phone numbers) are one response."""
     return _SPACE.sub(" ", _DIGITS.sub("#", text.lower())).strip()
-
-
-def tokens(text: str) -> set[str]:
-    """Words, and for Chinese the characters and character pairs: enough to compare two short texts."""
-    text = text.lower()
-    chars = _CJK.findall(text)
-    return set(_WORD.findall(text)) | set(chars) | {a + b for a, b in zip(chars, chars[1:])}
 
 
 @dataclass
@@ -76,10 +78,16 @@ class _Response:
     resolved: int = 0
     customer_texts: list[str] = field(default_factory=list)
     call_ids: list[str] = field(default_factory=list)
+    examples_resolved: int = 0
 
 
 class SuggestIndex:
-    """Counts per context (every suffix of it up to ``cfg.context`` events): acts and responses."""
+    """Counts per context (every suffix of it up to ``cfg.context`` events): acts and responses.
+
+    Every response is kept, resolved or not: the ones from unresolved calls are never
+    suggested (with ``cfg.resolved_only``) but still show what agents answer to such a
+    customer turn.
+    """
 
     MAX_EXAMPLES = 5  # customer texts and call ids kept per response
 
@@ -88,8 +96,11 @@ class SuggestIndex:
         self.acts: dict[tuple[str, ...], dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
         self.responses: dict[tuple[str, ...], dict[str, _Response]] = defaultdict(dict)
         self.total = [0, 0]  # moments, resolved
+        self._pools: dict = {}
 
     def add(self, m: Moment) -> None:
+        if self._pools:
+            self._pools.clear()
         self.total[0] += 1
         self.total[1] += m.resolved
         norm = normalize_response(m.response)
@@ -107,8 +118,15 @@ class SuggestIndex:
                 r = per[norm] = _Response(m.response, m.act)
             r.support += 1
             r.resolved += m.resolved
-            # Example texts from resolved calls first: they are what a suggestion is matched on.
-            if (m.resolved or not self.cfg.resolved_only) and len(r.customer_texts) < self.MAX_EXAMPLES:
+            # Examples from resolved calls first (the example call shown is one of them), then the others.
+            if m.resolved and r.examples_resolved < self.MAX_EXAMPLES:
+                if len(r.call_ids) >= self.MAX_EXAMPLES:
+                    r.customer_texts.pop()
+                    r.call_ids.pop()
+                r.customer_texts.insert(r.examples_resolved, m.customer_text)
+                r.call_ids.insert(r.examples_resolved, m.call_id)
+                r.examples_resolved += 1
+            elif len(r.call_ids) < self.MAX_EXAMPLES:
                 r.customer_texts.append(m.customer_text)
                 r.call_ids.append(m.call_id)
 
@@ -120,19 +138,23 @@ class SuggestIndex:
     def response_rows(self, key: tuple[str, ...]) -> list[dict]:
         return [
             {"text": r.text, "act": r.act, "support": r.support, "resolved": r.resolved, "customer_texts": r.customer_texts, "call_ids": r.call_ids}
-            for r in self.responses.get(key, {}).values() if r.resolved > 0 or not self.cfg.resolved_only
+            for r in self.responses.get(key, {}).values()
         ]
 
     def rows_for_store(self) -> tuple[list[tuple], list[tuple]]:
-        """(act rows, response rows) to persist; each context keeps its best ``cfg.max_responses`` responses."""
+        """(act rows, response rows) to persist.
+
+        Each context keeps its best ``cfg.max_responses`` responses from resolved calls
+        (most resolved first) and as many of the others, the most used first (neighbours only).
+        """
         act_rows = [(json.dumps(list(key), ensure_ascii=False), act, n, r)
                     for key, per in self.acts.items() for act, (n, r) in per.items()]
         resp_rows = []
         for key, per in self.responses.items():
-            kept = sorted((r for r in per.values() if r.resolved > 0 or not self.cfg.resolved_only),
-                          key=lambda r: (-r.resolved, -r.support, r.text))
+            good = sorted((r for r in per.values() if r.resolved > 0), key=lambda r: (-r.resolved, -r.support, r.text))
+            other = sorted((r for r in per.values() if r.resolved == 0), key=lambda r: (-r.support, r.text))
             ctx = json.dumps(list(key), ensure_ascii=False)
-            for r in kept[: self.cfg.max_responses]:
+            for r in good[: self.cfg.max_responses] + other[: self.cfg.max_responses]:
                 resp_rows.append((ctx, r.text, r.act, r.support, r.resolved, json.dumps(r.customer_texts, ensure_ascii=False), json.dumps(r.call_ids)))
         return act_rows, resp_rows
 
@@ -141,16 +163,25 @@ def _smoothed(resolved: int, n: int, base: float, prior: float) -> float:
     return (resolved + prior * base) / (n + prior) if n + prior > 0 else 0.0
 
 
-class _Pool:
-    """A context's candidate responses, with their customer turns as TF-IDF vectors.
+def _vectorizer(texts: Sequence[str]):
+    """TF-IDF over character n-grams: within words for spaced scripts, plain for Chinese."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
-    IDF comes from the customer turns of the pool itself, so words every customer writes
-    there ("hello", "the") count for little when matching the current turn.
+    sample = "".join(texts[:200])
+    cjk = len(_CJK.findall(sample)) > 0.3 * max(1, len(sample.replace(" ", "")))
+    if cjk:
+        return TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
+    return TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True)
+
+
+class _Pool:
+    """A context's responses: their customer turns and their own words as TF-IDF vectors.
+
+    IDF comes from the pool itself, so what every customer (or agent) writes there
+    ("hello", "thank you") counts for little.
     """
 
     def __init__(self, rows: list[dict]):
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         self.rows = rows
         texts, owner = [], []
         for i, row in enumerate(rows):
@@ -158,19 +189,36 @@ class _Pool:
                 texts.append(t)
                 owner.append(i)
         self.owner = np.asarray(owner, dtype=int)
-        self.vectorizer = None
-        if texts and any(tokens(t) for t in texts):
-            self.vectorizer = TfidfVectorizer(analyzer=lambda t: sorted(tokens(t)), sublinear_tf=True)
-            self.matrix = self.vectorizer.fit_transform(texts)
+        self.context_vec = self.response_vec = None
+        if any(t.strip() for t in texts):
+            try:
+                self.context_vec = _vectorizer(texts).fit(texts)
+                self.context_matrix = self.context_vec.transform(texts)
+            except ValueError:  # nothing but stop characters
+                self.context_vec = None
+        replies = [row["text"] for row in rows]
+        if any(t.strip() for t in replies):
+            try:
+                self.response_vec = _vectorizer(replies).fit(replies)
+                self.response_matrix = self.response_vec.transform(replies)
+            except ValueError:
+                self.response_vec = None
 
     def similarities(self, text: str) -> np.ndarray:
         """Per row: the highest cosine similarity between ``text`` and one of its customer turns."""
         out = np.zeros(len(self.rows))
-        if self.vectorizer is None or not self.rows:
+        if self.context_vec is None or not self.rows:
             return out
-        per_text = (self.matrix @ self.vectorizer.transform([text]).T).toarray().ravel()
+        per_text = (self.context_matrix @ self.context_vec.transform([text]).T).toarray().ravel()
         np.maximum.at(out, self.owner, per_text)
         return out
+
+    def agreement(self, weights: np.ndarray) -> np.ndarray:
+        """Per row: the weighted mean cosine similarity of its words to the rows with weight."""
+        if self.response_vec is None or weights.sum() <= 0:
+            return np.zeros(len(self.rows))
+        centre = self.response_matrix.T @ (weights / weights.sum())
+        return np.asarray(self.response_matrix @ centre).ravel()
 
 
 def _candidates(index, key: tuple[str, ...]) -> _Pool:
@@ -191,40 +239,77 @@ def choose_context(index, context: Sequence[str], cfg: SuggestConfig) -> tuple[t
     return (), index.act_counts(())
 
 
+def act_model(index, context: Sequence[str], cfg: SuggestConfig) -> dict[str, tuple[float, float]]:
+    """act -> (P(act | context), smoothed resolution rate), interpolated from the empty context up.
+
+    Witten-Bell: a context seen n times with T different next acts keeps n / (n + T) of
+    the probability for its own counts and hands T / (n + T) to the shorter context.
+    The resolution rate of an act is smoothed toward its rate in the shorter context.
+    """
+    context = tuple(context)[-cfg.context:] if cfg.context else ()
+    counts = index.act_counts(())
+    n_all = sum(n for n, _ in counts.values())
+    if not n_all:
+        return {}
+    base = sum(r for _, r in counts.values()) / n_all
+    prob = {a: n / n_all for a, (n, _) in counts.items()}
+    rate = {a: _smoothed(r, n, base, cfg.prior) for a, (n, r) in counts.items()}
+    for c in range(1, len(context) + 1):
+        counts = index.act_counts(context[len(context) - c:])
+        n_here = sum(n for n, _ in counts.values())
+        if not n_here:
+            continue  # nothing seen after this longer context either
+        kinds = len(counts)
+        prob = {a: (counts.get(a, (0, 0))[0] + kinds * p) / (n_here + kinds) for a, p in prob.items()}
+        rate = {a: _smoothed(counts[a][1], counts[a][0], r, cfg.prior) if a in counts else r for a, r in rate.items()}
+    return {a: (prob[a], rate[a]) for a in prob}
+
+
 def suggest(index, context: Sequence[str], customer_text: str, k: int, cfg: SuggestConfig, exclude_call: str | None = None) -> dict:
     """Top-k next agent acts and responses for the moment after ``context`` (turn-event labels).
 
-    Each act: {act, resolution_probability, support, share} (share = how often agents chose
-    it at such a moment). Each response: {text, act?, score (= resolution_probability),
-    resolution_probability, support, resolved, similarity, example_call_id}.
+    Each act: {act, score, probability, resolution_probability, support, share}: score =
+    probability x resolution probability; support = moments of the chosen context where
+    agents chose it, share = support / moments. Each response: {text, act, score,
+    resolution_probability, support, resolved, similarity (of its customer turn to the
+    current one), agreement (with the neighbours' replies), example_call_id}.
     """
     key, counts = choose_context(index, context, cfg)
     moments_here = sum(n for n, _ in counts.values())
     base = sum(r for _, r in counts.values()) / moments_here if moments_here else 0.0
-    acts = [
-        {"act": act, "resolution_probability": round(_smoothed(r, n, base, cfg.prior), 4), "support": n,
-         "share": round(n / moments_here, 4)}
-        for act, (n, r) in counts.items() if n >= min(cfg.min_support, moments_here)
-    ]
-    acts.sort(key=lambda a: (-a["resolution_probability"], -a["support"], a["act"]))
-    pool = _candidates(index, key)
+    pool = _candidates(index, key if POOL_FROM_CONTEXT else ())
     sims = pool.similarities(customer_text)
-    candidates = []
-    for sim, row in zip(sims, pool.rows):
-        if exclude_call is not None and row["call_ids"] == [exclude_call] * len(row["call_ids"]):
-            continue  # a call's own reply is not a suggestion for it
-        candidates.append((float(sim), row))
-    candidates.sort(key=lambda c: (-c[0], -c[1]["resolved"], c[1]["text"]))
-    pool = candidates[: RETRIEVAL_POOL * k]
-    responses = [
-        {"text": row["text"], "act": row.get("act"),
-         "score": round(_smoothed(row["resolved"], row["support"], base, cfg.prior), 4),
-         "resolution_probability": round(_smoothed(row["resolved"], row["support"], base, cfg.prior), 4),
-         "support": row["support"], "resolved": row["resolved"], "similarity": round(sim, 4),
-         "example_call_id": (row["call_ids"] or [None])[0]}
-        for sim, row in pool
+    usable = np.array([exclude_call is None or row["call_ids"] != [exclude_call] * len(row["call_ids"]) for row in pool.rows], dtype=bool)
+    # A call's own replies neither vote nor are suggested back to it.
+    sims = np.where(usable, sims, 0.0)
+    weights = np.zeros(len(pool.rows))
+    order = np.argsort(-sims, kind="stable")[:NEIGHBOURS]
+    order = order[sims[order] > 0]
+    weights[order] = sims[order] ** NEIGHBOUR_POWER
+    if not weights.any():  # nothing alike: what agents answer here most often
+        weights = np.array([row["support"] for row in pool.rows], dtype=float) * usable
+
+    model = act_model(index, context, cfg)
+    acts = [
+        {"act": act, "score": round(p * r ** ACT_RESOLUTION_POWER, 4), "probability": round(p, 4),
+         "resolution_probability": round(r, 4), "support": counts.get(act, (0, 0))[0],
+         "share": round(counts.get(act, (0, 0))[0] / moments_here, 4) if moments_here else 0.0}
+        for act, (p, r) in model.items()
     ]
-    responses.sort(key=lambda r: (-r["resolution_probability"], -r["similarity"], r["text"]))
+    acts.sort(key=lambda a: (-a["score"], -a["probability"], a["act"]))
+
+    agreement = pool.agreement(weights)
+    responses = []
+    for i, row in enumerate(pool.rows):
+        if not usable[i] or (cfg.resolved_only and row["resolved"] <= 0):
+            continue
+        rate = _smoothed(row["resolved"], row["support"], base, cfg.prior)
+        responses.append({
+            "text": row["text"], "act": row.get("act"), "score": round(float(agreement[i]) * rate ** RESPONSE_RESOLUTION_POWER, 4),
+            "resolution_probability": round(rate, 4), "support": row["support"], "resolved": row["resolved"],
+            "similarity": round(float(sims[i]), 4), "agreement": round(float(agreement[i]), 4),
+            "example_call_id": next((c for c in row["call_ids"] if c != exclude_call), None)})
+    responses.sort(key=lambda r: (-r["score"], -r["similarity"], r["text"]))
     return {"context": list(key), "moments": moments_here, "acts": acts[:k], "responses": responses[:k]}
 
 
