@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
@@ -16,16 +17,16 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import audio as audio_mod
+from . import executors
 from .config import MODELS_DIR, Config
+from .executors import ExecutorError, ExecutorOptions, _init_worker_in_process, make_executor
 from .inputs import CallInput, collect_inputs
-from .runner import CallProcessor, make_call_id
+from .runner import make_call_id
 from .sequences import frequent_ngrams
 from .store import Store
 
@@ -44,8 +45,8 @@ def preflight(cfg: Config) -> None:
     """Load the models once up front, so a missing or broken model stops the run before any work."""
     _init_worker_in_process(cfg)
     try:
-        _PROCESSOR.transcriber
-        _PROCESSOR.tagger("en")
+        executors.processor().transcriber
+        executors.processor().tagger("en")
     except Exception as exc:
         raise SetupError(f"cannot load the models: {' '.join(str(exc).split())}") from None
 
@@ -194,7 +195,7 @@ def models_fingerprint(cfg: Config) -> str:
 def call_fingerprint(sha: str, item: CallInput, cfg: Config, models: str) -> str:
     """What a stored call was made from; equal fingerprints mean redoing it would change nothing."""
     relevant = cfg.to_dict()
-    for key in ("report", "sequences"):  # cross-call outputs, rebuilt every run
+    for key in ("report", "sequences", "batch"):  # cross-call outputs, rebuilt every run; how the batch runs
         relevant.pop(key, None)
     payload = json.dumps(
         {"audio": sha, "config": relevant, "models": models, "agent_channel": item.agent_channel,
@@ -202,82 +203,6 @@ def call_fingerprint(sha: str, item: CallInput, cfg: Config, models: str) -> str
         sort_keys=True, default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-# --- per-call work, in this process or in worker processes ----------------------------------------
-
-_PROCESSOR: CallProcessor | None = None
-
-
-def _init_worker(cfg: Config) -> None:
-    # The parent decides when to stop; a worker finishes the call it has.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    global _PROCESSOR
-    _PROCESSOR = CallProcessor(cfg)
-
-
-def _process_one(item: CallInput, sha: str):
-    """("ok", records) or ("failed", one-line reason); never raises for a bad input."""
-    try:
-        return "ok", _PROCESSOR.process(item, sha)
-    except Exception as exc:  # a nightly batch records any per-call failure and goes on
-        text = " ".join(str(exc).split()) or exc.__class__.__name__
-        if str(item.path) not in text:
-            text = f"{item.path}: {text}"
-        if not isinstance(exc, (audio_mod.AudioError, OSError)) and exc.__class__.__name__ not in text:
-            text = f"{text} ({exc.__class__.__name__})"
-        return "failed", text
-
-
-def _threads_per_worker(cfg: Config, workers: int) -> Config:
-    if workers <= 1 or cfg.asr.cpu_threads:
-        return cfg
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    return dataclasses.replace(cfg, asr=dataclasses.replace(cfg.asr, cpu_threads=threads))
-
-
-def _results(todo: list[tuple[CallInput, str]], cfg: Config, workers: int, stop: Callable[[], bool]) -> Iterator:
-    """(item, sha, outcome) as calls finish; stops submitting new calls once ``stop()`` is true."""
-    if workers <= 1:
-        _init_worker_in_process(cfg)
-        for item, sha in todo:
-            if stop():
-                return
-            yield item, sha, _process_one(item, sha)
-        return
-    import multiprocessing
-
-    pending = list(reversed(todo))
-    ctx = multiprocessing.get_context("spawn")  # fork after torch/CTranslate2 start-up is unsafe
-    while pending:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg,)) as pool:
-            in_flight: dict[Future, tuple[CallInput, str]] = {}
-            broken = False
-            while (pending or in_flight) and not broken:
-                while pending and len(in_flight) < 2 * workers and not stop():
-                    item, sha = pending.pop()
-                    in_flight[pool.submit(_process_one, item, sha)] = (item, sha)
-                if not in_flight:
-                    return
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    item, sha = in_flight.pop(future)
-                    try:
-                        yield item, sha, future.result()
-                    except BrokenProcessPool:
-                        # A worker died (killed, out of memory): its calls fail, the batch restarts the pool.
-                        broken = True
-                        yield item, sha, ("failed", f"{item.path}: worker process died while processing this call")
-            for future, (item, sha) in in_flight.items():
-                yield item, sha, ("failed", f"{item.path}: worker process died while processing this call")
-        if stop():
-            return
-
-
-def _init_worker_in_process(cfg: Config) -> None:
-    global _PROCESSOR
-    if _PROCESSOR is None or _PROCESSOR.cfg != cfg:
-        _PROCESSOR = CallProcessor(cfg)
 
 
 # --- the batch --------------------------------------------------------------------------------------
@@ -349,21 +274,33 @@ def run_batch(
     out_dir: Path,
     cfg: Config,
     *,
-    workers: int = 1,
+    workers: int | None = None,
     force: bool = False,
     log_json: bool = False,
+    executor: str = "local",
+    ray_address: str = "",
+    gpus_per_worker: float = 0.0,
 ) -> RunSummary:
-    """Process every call under ``paths`` into the store in ``out_dir``; per-call failures are recorded, not raised."""
+    """Process every call under ``paths`` into the store in ``out_dir``; per-call failures are recorded, not raised.
+
+    ``executor`` is where the per-call stages run: "local" (``workers`` processes on this
+    machine, default 1) or "ray" (``workers`` Ray actors; see ``pipeline.ray_executor``).
+    Either way this process is the only writer of the store.
+    """
     from .export import write_call_json
 
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
+    try:
+        runner = make_executor(ExecutorOptions(executor, workers, ray_address, gpus_per_worker), cfg)
+    except ExecutorError as exc:
+        raise SetupError(str(exc)) from None
     log = Log(as_json=log_json)
     started = time.perf_counter()
     out_dir = Path(out_dir)
     inputs, problems = collect_inputs(paths, cfg.audio.extensions)
     preflight(cfg)
-    with RunLock(out_dir), Store(out_dir) as store, _StopFlag() as stop:
+    with RunLock(out_dir), _started(runner, log), Store(out_dir) as store, _StopFlag() as stop:
         run_id = store.start_run(cfg.to_dict(), {"models_fingerprint": models_fingerprint(cfg)})
         summary = RunSummary(run_id=run_id, out_dir=out_dir)
         for problem in problems:
@@ -373,10 +310,9 @@ def run_batch(
             log("skipped", f"{summary.skipped} call(s) unchanged since an earlier run (use --force to redo them)", count=summary.skipped)
         fingerprints = {item.call_id: fingerprint for item, _sha, fingerprint in todo}
         progress = Progress(len(todo), log)
-        processor_cfg = _threads_per_worker(cfg, workers)
         try:
             work = [(item, sha) for item, sha, _fp in todo]
-            for item, sha, (status, result) in _results(work, processor_cfg, workers, stop):
+            for item, sha, (status, result) in runner.results(work, stop, log):
                 if status == "failed":
                     record_failure(store, summary, log, str(item.path), result)
                     progress.advance(0.0)
@@ -401,6 +337,20 @@ def run_batch(
     return summary
 
 
+@contextlib.contextmanager
+def _started(runner: executors.Executor, log: Log):
+    """Start the executor (a Ray cluster connection and its workers) and always close it."""
+    try:
+        runner.start()
+    except ExecutorError as exc:
+        raise SetupError(str(exc)) from None
+    try:
+        runner.announce(log)
+        yield runner
+    finally:
+        runner.close()
+
+
 def _finish(store: Store, out_dir: Path, cfg: Config, summary: RunSummary, log: Log, started: float) -> None:
     from .export import safe_name, write_call_json
 
@@ -416,10 +366,11 @@ def _finish(store: Store, out_dir: Path, cfg: Config, summary: RunSummary, log: 
     log("analytics", "cross-call analytics refreshed (" + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()) + ")", seconds=took)
     summary.wall_seconds = time.perf_counter() - started
     versions = {"models_fingerprint": models_fingerprint(cfg)}
-    if _PROCESSOR is not None and _PROCESSOR.cfg == cfg:
+    loaded = executors.processor()
+    if loaded is not None and loaded.cfg == cfg:
         # The models the calls were made with; recorded so a reader can tell runs apart.
         languages = {row["language"] for row in store.call_summaries()} or {"en"}
-        versions.update(_PROCESSOR.model_versions(languages))
+        versions.update(loaded.model_versions(languages))
     store.finish_run(summary.run_id, summary.to_dict(), versions)
     if cfg.report.enabled:
         from .report import write_report

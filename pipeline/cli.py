@@ -39,7 +39,16 @@ def _add_run(sub) -> None:
                    help="audio files, folders (searched recursively), manifests (.csv, .jsonl) or text transcripts (.json: STC3 or callpipe's per-call JSON)")
     p.add_argument("--out", type=Path, required=True, help="run directory: store, per-call JSON, report")
     p.add_argument("--asr-backend", help="override asr.backend")
-    p.add_argument("--workers", type=int, default=1, help="calls processed in parallel, each worker loading the models once (default 1)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="calls processed in parallel, each worker loading the models once (default: 1 locally; "
+                        "with --executor ray one per GPU, or one per node on CPUs)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where calls are processed: local (this machine) or ray (a Ray cluster; needs callpipe[ray])")
+    p.add_argument("--ray-address", default="", metavar="ADDR",
+                   help="with --executor ray: join this running cluster (e.g. auto, HOST:6379, ray://HOST:10001); "
+                        "default: start a local Ray instance")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="N",
+                   help="with --executor ray: GPUs per worker (default 0: CPU workers)")
     p.add_argument("--force", action="store_true", help="redo calls already stored with the same audio, config and models")
     p.add_argument("--log-json", action="store_true", help="one JSON object per log line (for a nightly job's log)")
     p.add_argument("--no-report", action="store_true", help="skip writing the HTML report")
@@ -56,15 +65,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.no_report:
         extra.setdefault("report", {})["enabled"] = False
     cfg = _load_config(args, extra)
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.executor != "ray" and (args.ray_address or args.gpus_per_worker):
+        raise UsageError("--ray-address and --gpus-per-worker need --executor ray")
     # Text transcripts skip ASR and enter at the turns stage, as `callpipe import` does.
     transcripts = [p for p in args.paths if p.suffix.lower() == ".json" and p.is_file()]
     audio = [p for p in args.paths if p not in transcripts]
     codes = []
     try:
         if audio:
-            codes.append(run_batch(audio, args.out, cfg, workers=args.workers, force=args.force, log_json=args.log_json).exit_code)
+            codes.append(run_batch(audio, args.out, cfg, workers=args.workers, force=args.force, log_json=args.log_json,
+                                   executor=args.executor, ray_address=args.ray_address,
+                                   gpus_per_worker=args.gpus_per_worker).exit_code)
         if transcripts:
             from .importers import import_transcripts
 

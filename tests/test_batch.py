@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.batch import RunLock, _init_worker_in_process, _process_one
+from pipeline.batch import RunLock
+from pipeline.executors import _init_worker_in_process, _process_one
 from pipeline.cli import main
 from pipeline.config import Config
 from pipeline.inputs import CallInput
