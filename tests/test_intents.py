@@ -115,6 +115,53 @@ def test_only_customer_docs_get_an_intent():
     assert single._.intent is None
 
 
+def test_encoder_runs_only_on_customer_turns(monkeypatch):
+    from pipeline.tagging.intents import BertEncoder
+
+    encoded: list[str] = []
+    original = BertEncoder.encode
+
+    def recording(self, texts, *args, **kwargs):
+        encoded.extend(texts)
+        return original(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(BertEncoder, "encode", recording)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("callpipe_intent", config={"model": "intents-taxonomy", "threshold": 0.35})
+    turns = [
+        ("agent", "thank you for calling, how can I help"),
+        ("customer", "I was charged twice on my bill"),
+        ("agent", "let me check that for you"),
+        ("customer", "and I want to cancel my plan"),
+    ]
+    docs = []
+    for role, text in turns:
+        doc = nlp.make_doc(text)
+        doc._.role = role
+        docs.append(doc)
+    list(nlp.pipe(docs))
+    assert encoded == ["I was charged twice on my bill", "and I want to cancel my plan"]
+
+
+def test_fast_probabilities_equal_the_pipelines(tiny, shipped):
+    texts = ["where is my parcel", "refund me now please", "I cannot log in", "something else entirely", "x"]
+    for model in (tiny[1], shipped):
+        assert np.allclose(model.predict_proba(texts), model.pipeline_.predict_proba(texts), atol=1e-5)
+    assert model.predict_proba([]).shape == (0, len(model.classes_))
+
+
+def test_embedding_layer_zero_is_the_context_free_input():
+    from pipeline.tagging.intents import load_encoder
+
+    encoder = load_encoder()
+    vectors = encoder.encode(["bank account", "account bank"], layers=(0,))
+    assert vectors.shape == (2, encoder.dim)
+    # Without attention, word order changes only the position embeddings, not which words are there.
+    assert float(vectors[0] @ vectors[1]) > 0.8
+    with pytest.raises(ValueError, match="layers"):
+        encoder.encode(["x"], layers=(7,))
+
+
 def test_not_fitted_error_before_fit():
     with pytest.raises(NotFittedError):
         IntentClassifier().predict(["hello"])

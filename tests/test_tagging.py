@@ -110,6 +110,33 @@ def test_estimator_learns_the_obvious_cases(fitted):
     assert np.allclose(proba.sum(axis=1), 1.0)
 
 
+def test_fast_stage1_scores_equal_the_pipelines(fitted):
+    X = as_table(dialogue_rows(CALL, dialogue="a") + dialogue_rows(CALL[:2], dialogue="b"))
+    assert np.allclose(fitted._fast_scores(X), fitted.stage1_.decision_function(X), atol=1e-6)
+
+
+def test_known_roles_get_only_their_own_acts_from_predict(fitted):
+    X = as_table(dialogue_rows(CALL, dialogue="a"))
+    for (role, _), act in zip(CALL, fitted.predict(X)):
+        allowed = {"solution_offered", "other"} if role == AGENT else {"problem_stated", "solution_confirmed", "other"}
+        assert act in allowed
+
+
+def test_logistic_stage1_and_context_words():
+    X, y = to_xy(inline_dialogues())
+    model = ActClassifier(lang="en", cv=3, stage1="logreg", C=10.0, context_words=True).fit(X, y)
+    names = [name for name, _, _ in model.stage1_.named_steps["features"].transformers_]
+    assert {"prev_word", "next_word", "prev_char", "next_char"} <= set(names)
+    X_new = as_table(dialogue_rows(CALL, dialogue="new"))
+    assert np.allclose(model._fast_scores(X_new), model.stage1_.decision_function(X_new), atol=1e-6)
+    assert model.predict(X_new)[0] == "problem_stated"
+    assert model.stage2_.class_weight is None
+    balanced = ActClassifier(lang="en", cv=3, stage2_class_weight="balanced").fit(X, y)
+    assert balanced.stage2_.class_weight == "balanced"
+    with pytest.raises(ValueError, match="stage1"):
+        ActClassifier(cv=3, stage1="forest").fit(X, y)
+
+
 def test_unknown_roles_still_get_valid_acts(fitted):
     X = as_table(dialogue_rows([(UNKNOWN, text) for _, text in CALL]))
     predicted = fitted.predict(X)

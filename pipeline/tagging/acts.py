@@ -11,10 +11,11 @@ The estimator reads one row per turn (see ``COLUMNS``) and predicts one of
    the neighbours look like matters.
 
 Stage 2 is trained on out-of-fold stage-1 scores (folds grouped by dialogue) so
-that it learns how far to trust stage 1 on unseen text. It has no class weights,
-so its probabilities serve as ``act_confidence``; the decision rule multiplies them
-by per-class factors chosen for macro-F1 on out-of-fold predictions of the training
-data (without them the rare acts would seldom win).
+that it learns how far to trust stage 1 on unseen text. It has no class weights by
+default, so its probabilities serve as ``act_confidence``. A turn whose speaker is
+known gets only that speaker's acts (``ROLE_ACTS``), and the decision rule multiplies
+the probabilities by per-class factors chosen for macro-F1 on out-of-fold predictions
+of the training data (without them the rare acts would seldom win).
 
 Models are stored with ``skops.io`` and loaded with an explicit list of trusted
 types, never with pickle.
@@ -26,6 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -122,6 +124,42 @@ class Tfidf(TfidfVectorizer):
             self.vocabulary_ = {str(term): i for i, term in enumerate(terms)}
 
 
+def _tfidf_rows(vectorizer: TfidfVectorizer, texts: np.ndarray, analysed: dict) -> sparse.csr_matrix:
+    """``vectorizer.transform(texts)`` for a fitted TF-IDF; ``analysed`` shares the analyses
+    (keyed by the analyzer's settings and the text) between vectorizers that analyse alike."""
+    analyzer = vectorizer.build_analyzer()
+    key = (vectorizer.analyzer, vectorizer.ngram_range, vectorizer.lowercase, vectorizer.token_pattern)
+    lookup = vectorizer.vocabulary_.get
+    n_terms = len(vectorizer.vocabulary_)
+    ids: list[int] = []
+    lengths = np.zeros(len(texts), dtype=np.int64)
+    for r, text in enumerate(texts):
+        text = text if isinstance(text, str) else ""
+        terms = analysed.get((key, text))
+        if terms is None:
+            terms = analysed[(key, text)] = analyzer(text)
+        found = [j for j in map(lookup, terms) if j is not None]
+        ids.extend(found)
+        lengths[r] = len(found)
+    # Count (row, term) pairs in one go; np.unique also sorts them as CSR wants.
+    keys, counts = np.unique(np.repeat(np.arange(len(texts), dtype=np.int64), lengths) * n_terms + np.asarray(ids, dtype=np.int64), return_counts=True)
+    rows, cols = np.divmod(keys, n_terms)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(texts)))])
+    # TfidfTransformer.transform, written out: its input validation costs more than the sums.
+    tfidf = vectorizer._tfidf
+    data = counts.astype(np.float64)
+    if tfidf.sublinear_tf:
+        data = np.log(data) + 1.0
+    if tfidf.use_idf:
+        data *= tfidf.idf_[cols]
+    if tfidf.norm == "l2":
+        norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=len(texts)))
+        data /= np.where(norms > 0, norms, 1.0)[rows]
+    elif tfidf.norm is not None:
+        raise ValueError(f"unsupported TF-IDF norm {tfidf.norm!r}")
+    return sparse.csr_matrix((data.astype(vectorizer.dtype), cols, indptr), shape=(len(texts), n_terms))
+
+
 def _text_vectorizers(lang: str, max_features: int) -> list[tuple[str, Tfidf]]:
     """Word + char TF-IDF for space-separated languages; char n-grams alone for Chinese."""
     char = Tfidf(
@@ -151,12 +189,19 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
         Vocabulary cap per text vectorizer; keeps the saved model small.
     context_max_features : int
         Vocabulary cap for each neighbour-text vectorizer.
+    context_words : bool
+        Give the neighbours' text word n-grams as well as char n-grams (English).
+    stage1 : "svm" or "logreg"
+        The stage-1 classifier: a class-balanced linear SVM or logistic regression.
     C : float
-        Inverse regularisation of the stage-1 linear SVM.
+        Inverse regularisation of the stage-1 classifier.
     sequence : bool
         Give stage 2 the neighbours' stage-1 scores (off: the turn's own only).
     stage2_C : float
         Inverse regularisation of the stage-2 logistic regression.
+    stage2_class_weight : "balanced" or None
+        Class weights of the stage-2 logistic regression (None keeps its probabilities
+        calibrated enough to serve as confidences).
     tune_decision : bool
         Choose per-class decision factors for macro-F1 on out-of-fold predictions.
     cv : int
@@ -170,9 +215,12 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
         lang: str = "en",
         max_features: int = 20000,
         context_max_features: int = 5000,
+        context_words: bool = False,
+        stage1: str = "svm",
         C: float = 0.1,
         sequence: bool = True,
-        stage2_C: float = 1.0,
+        stage2_C: float = 0.2,
+        stage2_class_weight: str | None = None,
         tune_decision: bool = True,
         cv: int = 5,
         random_state: int = 0,
@@ -180,9 +228,12 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
         self.lang = lang
         self.max_features = max_features
         self.context_max_features = context_max_features
+        self.context_words = context_words
+        self.stage1 = stage1
         self.C = C
         self.sequence = sequence
         self.stage2_C = stage2_C
+        self.stage2_class_weight = stage2_class_weight
         self.tune_decision = tune_decision
         self.cv = cv
         self.random_state = random_state
@@ -191,14 +242,15 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
 
     def _stage1(self) -> Pipeline:
         own = _text_vectorizers(self.lang, self.max_features)
-        # Neighbours only get the char vectorizer, with a smaller vocabulary: they are context.
-        prev = _text_vectorizers(self.lang, self.context_max_features)[-1]
-        nxt = _text_vectorizers(self.lang, self.context_max_features)[-1]
+        # Neighbours get the char vectorizer (and the word one with context_words), with a smaller vocabulary.
+        keep = slice(None) if self.context_words else slice(-1, None)
+        prev = _text_vectorizers(self.lang, self.context_max_features)[keep]
+        nxt = _text_vectorizers(self.lang, self.context_max_features)[keep]
         features = ColumnTransformer(
             [(name, vec, TEXT) for name, vec in own]
+            + [(f"prev_{name}", vec, PREV) for name, vec in prev]
+            + [(f"next_{name}", vec, NEXT) for name, vec in nxt]
             + [
-                (f"prev_{prev[0]}", prev[1], PREV),
-                (f"next_{nxt[0]}", nxt[1], NEXT),
                 # An `unknown` role encodes as all zeros: the text and position still decide.
                 ("role", OneHotEncoder(categories=[list(ROLES)], handle_unknown="ignore"), [ROLE]),
                 ("position", FunctionTransformer(position_features), [POSITION, INDEX]),
@@ -206,13 +258,17 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
             sparse_threshold=1.0,
         )
         # Balanced weights so that the rare acts get scores worth passing on to stage 2.
-        clf = LinearSVC(C=self.C, class_weight="balanced", random_state=self.random_state)
+        if self.stage1 == "logreg":
+            clf = LogisticRegression(C=self.C, class_weight="balanced", max_iter=3000)
+        else:
+            clf = LinearSVC(C=self.C, class_weight="balanced", random_state=self.random_state)
         return Pipeline([("features", features), ("clf", clf)])
 
     def _stage2(self) -> LogisticRegression:
-        # Unweighted, so that its probabilities can be read as confidences. (Gradient boosting
-        # here did worse in cross-validation: too few rare-act turns to learn interactions from.)
-        return LogisticRegression(C=self.stage2_C, max_iter=3000)
+        # Unweighted by default, so that its probabilities can be read as confidences; class
+        # weights would overstate the rare acts. (Gradient boosting here did worse in
+        # cross-validation: too few rare-act turns to learn interactions from.)
+        return LogisticRegression(C=self.stage2_C, max_iter=3000, class_weight=getattr(self, "stage2_class_weight", None))
 
     def _validate(self, X, y=None):
         X = np.asarray(X, dtype=object)
@@ -220,6 +276,8 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"X must have {len(COLUMNS)} columns {COLUMNS}, got shape {X.shape}")
         if self.lang not in ("en", "zh"):
             raise ValueError(f"lang must be 'en' or 'zh', got {self.lang!r}")
+        if getattr(self, "stage1", "svm") not in ("svm", "logreg"):  # models saved before the option are SVMs
+            raise ValueError(f"stage1 must be 'svm' or 'logreg', got {self.stage1!r}")
         if y is not None:
             y = np.asarray(y, dtype=object)
             if y.shape != (X.shape[0],):
@@ -256,6 +314,33 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
         scores = stage1.decision_function(X)
         return scores[:, None] if scores.ndim == 1 else scores  # two classes give one column
 
+    def _fast_scores(self, X: np.ndarray) -> np.ndarray:
+        """``stage1_.decision_function(X)`` without the per-call overhead of ColumnTransformer.
+
+        Tagging calls this once per call of a few turns, where scikit-learn's validation
+        and dispatch cost far more than the arithmetic. Each distinct text is analysed
+        once (a turn's text is also its neighbours' context), then looked up in each
+        vectorizer's vocabulary. Same numbers as the pipeline (a test checks it).
+        """
+        features = self.stage1_.named_steps["features"]
+        svm = self.stage1_.named_steps["clf"]
+        analysed: dict[tuple[int, str], list[str]] = {}
+        blocks = []
+        for _, transformer, columns in features.transformers_:
+            if transformer == "drop":
+                continue
+            if isinstance(transformer, TfidfVectorizer):
+                blocks.append(_tfidf_rows(transformer, X[:, columns], analysed))
+            elif isinstance(transformer, OneHotEncoder):
+                categories = transformer.categories_[0]
+                values = X[:, columns[0]]
+                blocks.append(sparse.csr_matrix(np.column_stack([values == c for c in categories]).astype(np.float64)))
+            else:
+                blocks.append(sparse.csr_matrix(transformer.transform(X[:, columns])))
+        F = sparse.hstack(blocks, format="csr")
+        scores = np.asarray(F @ svm.coef_.T) + svm.intercept_
+        return scores if svm.coef_.shape[0] > 1 else scores[:, :1]
+
     # -- fit / predict --
 
     def fit(self, X, y):
@@ -288,6 +373,7 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
         self.stage2_ = self._stage2().fit(Z, y)
         if self.tune_decision:
             oof = cross_val_predict(self._stage2(), Z, y, cv=folds, method="predict_proba")
+            oof = mask_by_role(oof, list(X[:, ROLE]), self.classes_)  # as predict decides
             self.class_factors_ = tune_class_factors(oof, y, self.classes_)
         else:
             self.class_factors_ = np.ones(len(self.classes_))
@@ -298,11 +384,14 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
         X, _ = self._validate(X)
         if len(X) == 0:
             return np.zeros((0, len(self.classes_)))
-        with threadpool_limits(limits=1):
-            return self.stage2_.predict_proba(self._stage2_features(X, self._scores(self.stage1_, X)))
+        # No thread limit needed here (as in fit): a few rows at a time, and finding the
+        # thread pools to limit costs more than the prediction.
+        return self.stage2_.predict_proba(self._stage2_features(X, self._fast_scores(X)))
 
     def predict(self, X) -> np.ndarray:
-        return decide(self.predict_proba(X), self.classes_, self.class_factors_)
+        X, _ = self._validate(X)
+        proba = mask_by_role(self.predict_proba(X), list(X[:, ROLE]), self.classes_)
+        return decide(proba, self.classes_, self.class_factors_)
 
 
 # The nugget labels are role-specific by definition (CNUG* are customer turns, HNUG*

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TextIO
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -49,6 +50,7 @@ from spacy.util import minibatch
 from .. import modelfiles
 from ..config import MODELS_DIR, REPO_ROOT
 from ..records import CUSTOMER, UNKNOWN
+from .acts import _tfidf_rows
 
 OTHER = "other"
 DEFAULT_TAXONOMY = REPO_ROOT / "configs" / "intents.toml"
@@ -102,8 +104,10 @@ class BertEncoder:
         from safetensors.torch import load_file
         from tokenizers import Tokenizer
 
-        # The tagging stage shares a small machine with ASR workers: two threads at most.
-        torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+        # One thread. Tagging encodes a call's few customer turns at a time, too little work to
+        # share out, and on the shared 2-core machine a second (spinning) OpenMP thread made
+        # the whole tagger several times slower: it competed with the Python thread for a core.
+        torch.set_num_threads(1)
         self.torch = torch
         cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         self.heads = cfg["num_attention_heads"]
@@ -139,7 +143,7 @@ class BertEncoder:
         self.tokenizer.enable_padding()
 
     def _forward(self, ids, mask, layers: tuple[int, ...]) -> list:
-        """Mean-pooled token states after each of ``layers`` (1 = first layer, n = last)."""
+        """Mean-pooled token states after each of ``layers`` (0 = the embeddings, 1 = first layer, n = last)."""
         torch, F = self.torch, self.torch.nn.functional
         n, t = ids.shape
         x = self.word[ids] + self.pos[:t] + self.type0
@@ -148,6 +152,8 @@ class BertEncoder:
         m = mask[..., None].to(x.dtype)
         d = self.dim // self.heads
         pooled = {}
+        if 0 in layers:  # the embedding layer: token vectors without any context (no attention)
+            pooled[0] = (x * m).sum(1) / m.sum(1).clamp(min=1.0)
         for i, layer in enumerate(self.layers[: max(layers)], start=1):
             q, k, v = F.linear(x, *layer["qkv"]).view(n, t, 3, self.heads, d).permute(2, 0, 3, 1, 4)
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=keep).transpose(1, 2).reshape(n, t, self.dim)
@@ -163,8 +169,8 @@ class BertEncoder:
         last, the usual sentence embedding) a unit-length mean of its token states, side by side."""
         torch = self.torch
         layers = tuple(layers) if layers else (len(self.layers),)
-        if not all(1 <= i <= len(self.layers) for i in layers):
-            raise ValueError(f"layers must be in 1..{len(self.layers)}, got {layers}")
+        if not all(0 <= i <= len(self.layers) for i in layers):
+            raise ValueError(f"layers must be in 0..{len(self.layers)}, got {layers}")
         texts = [t if isinstance(t, str) else "" for t in texts]
         out = np.zeros((len(texts), self.dim * len(layers)), dtype=np.float32)
         # Similar lengths together, so a batch carries little padding.
@@ -210,8 +216,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         encoder = load_encoder(self.encoder)
-        if not self.layers or not all(1 <= i <= len(encoder.layers) for i in self.layers):
-            raise ValueError(f"layers must be a non-empty tuple of layer numbers in 1..{len(encoder.layers)}, got {self.layers!r}")
+        if not self.layers or not all(0 <= i <= len(encoder.layers) for i in self.layers):
+            raise ValueError(f"layers must be a non-empty tuple of layer numbers in 0..{len(encoder.layers)}, got {self.layers!r}")
         self.n_features_out_ = encoder.dim * len(self.layers)
         return self
 
@@ -305,8 +311,32 @@ class IntentClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities; the same numbers as ``pipeline_.predict_proba``, without
+        scikit-learn's per-call validation and dispatch (tagging calls this once per call)."""
         check_is_fitted(self, "pipeline_")
-        return self.pipeline_.predict_proba(_as_texts(X))
+        texts = _as_texts(X)
+        union = self.pipeline_.named_steps["features"]
+        clf = self.pipeline_.named_steps["clf"]
+        if not texts:
+            return np.zeros((0, len(clf.classes_)))
+        weights = union.transformer_weights or {}
+        analysed: dict = {}
+        blocks = []
+        for name, block in union.transformer_list:
+            if block == "drop":
+                continue
+            if isinstance(block, TfidfVectorizer):
+                features = _tfidf_rows(block, texts, analysed)
+            else:
+                features = sparse.csr_matrix(block.transform(texts))
+            blocks.append(features * weights[name] if name in weights else features)
+        scores = np.asarray(sparse.hstack(blocks, format="csr") @ clf.coef_.T, dtype=np.float64) + clf.intercept_
+        if scores.shape[1] == 1:  # two classes: one logistic score
+            p = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+            return np.column_stack([1.0 - p, p])
+        scores -= scores.max(axis=1, keepdims=True)
+        np.exp(scores, out=scores)
+        return scores / scores.sum(axis=1, keepdims=True)
 
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)
@@ -477,11 +507,15 @@ def _card_metric(source: Path, texts, labels, supervised: bool, model: IntentCla
     folds = min(5, int(np.bincount(np.unique(labels, return_inverse=True)[1]).min()))
     if folds < 2:
         return "none (an intent has a single example, too few to cross-validate)"
-    predicted = cross_val_predict(IntentClassifier(**model.get_params()), texts, labels, cv=StratifiedKFold(folds, shuffle=True, random_state=0))
-    return (
-        f"{folds}-fold cross-validated accuracy {accuracy_score(labels, predicted):.4f}, "
-        f"macro-F1 {f1_score(labels, predicted, average='macro'):.4f} over the training examples"
-    )
+    def cv(params: dict) -> str:
+        predicted = cross_val_predict(IntentClassifier(**params), texts, labels, cv=StratifiedKFold(folds, shuffle=True, random_state=0))
+        return f"accuracy {accuracy_score(labels, predicted):.4f}, macro-F1 {f1_score(labels, predicted, average='macro'):.4f}"
+
+    metric = f"{folds}-fold cross-validated {cv(model.get_params())} over the training examples"
+    if model.encoder:
+        # What the embedding is worth: it is most of the tagging time (see benchmarks/tagging.py).
+        metric += f"; without the sentence embedding (TF-IDF only, encoder=None) {cv({**model.get_params(), 'encoder': None})}"
+    return metric
 
 
 def _display(path: Path) -> str:
@@ -503,6 +537,7 @@ Customer intent model for the `callpipe_intent` spaCy component (`pipeline/taggi
 - **Built**: {_dt.date.today().isoformat()} with `{command}`
 - **Data**: `{_display(source)}` (sha256 {digest}): {len(texts)} examples, {len(counts)} intents
 - **Metric**: {metric}
+- **Cost**: {"the sentence encoder runs on every customer turn (its first " + str(max(model.embedding_layers)) + " transformer layers) and is most of the tagging time; measure with `python benchmarks/tagging.py` (`--intent-model` compares another model)" if model.encoder else "TF-IDF and a linear model only: no encoder runs"}
 - **Model**: `IntentClassifier({params})`: word + char TF-IDF and mean-pooled
   sentence-encoder states (encoder weights come from the installed package, not stored here),
   multinomial logistic regression. A customer turn whose top probability is below

@@ -1,0 +1,155 @@
+"""Tagging throughput: turns tagged per second with every component on.
+
+    python benchmarks/tagging.py [--data ../shared/data/text_stc3_helpdesk] [--calls 400] [--zh]
+
+Loads the default tagger once (``load_tagger(TaggingConfig(), "en")``: acts, customer
+intent, sentiment, entities/PII) and tags real dialogues, the STC3 English helpdesk
+conversations (``--data``, an STC3 folder or a data folder holding one), one call at a
+time through ``Tagger.tag`` (batched through ``nlp.pipe``). Every dialogue is tagged once
+and the sentiment cache is emptied first, so no text is seen twice in a timed pass.
+
+Prints, measured in the same run:
+
+- turns/s of ``Tagger.tag`` (wall clock, and per CPU second of this process: the
+  machine is shared, and the CPU figure moves less with other jobs);
+- a per-component breakdown (each pipe component timed on its own, same batches);
+- the ratio to the peer: the same pipeline fed one turn at a time (batch size 1), on
+  the first ``--peer-calls`` calls;
+- the ratio to the target of 2,000 turns/s;
+- with ``--zh``, the same for the Chinese tagger on the STC3 Chinese dialogues;
+- with ``--intent-model``, all of it with another intent model (to weigh its cost);
+
+and one JSON line with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline.config import TaggingConfig  # noqa: E402
+from pipeline.importers import load_transcripts  # noqa: E402
+from pipeline.records import CUSTOMER  # noqa: E402
+from pipeline.tagging import entities, sentiment  # noqa: E402
+from pipeline.tagging.nlp import PII_COMPONENT, Tagger, load_tagger  # noqa: E402
+
+TARGET = 2000.0  # turns/s
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "text_stc3_helpdesk"
+FILES = {"en": "train_data_en.json", "zh": "train_data_cn.json"}
+
+
+def dialogues(data: Path, lang: str, limit: int) -> list:
+    folder = data / "text_stc3_helpdesk" if (data / "text_stc3_helpdesk").is_dir() else data
+    path = folder / FILES[lang]
+    if not path.is_file():
+        sys.exit(f"{path}: not found; give --data with the STC3 helpdesk folder (train_data_en.json, train_data_cn.json)")
+    calls = [c for c in load_transcripts(path) if c.turns]
+    return calls[:limit] if limit else calls
+
+
+def timed(fn) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def by_component(tagger: Tagger, calls) -> dict[str, float]:
+    """Seconds per stage over all calls: building the Docs, each component, the call-level PII pass."""
+    seconds: Counter = Counter()
+    for call in calls:
+        start = time.perf_counter()
+        docs = tagger.docs(call.turns)
+        seconds["docs"] += time.perf_counter() - start
+        for name, component in tagger.nlp.pipeline:
+            start = time.perf_counter()
+            if hasattr(component, "pipe"):
+                docs = list(component.pipe(docs, batch_size=tagger.batch_size))
+            else:
+                docs = [component(doc) for doc in docs]
+            seconds[name] += time.perf_counter() - start
+        if tagger.nlp.has_pipe(PII_COMPONENT):
+            start = time.perf_counter()
+            entities.link_call(docs)
+            seconds["link_call"] += time.perf_counter() - start
+    return dict(seconds)
+
+
+def run(lang: str, calls, peer_calls: int, cfg: TaggingConfig) -> dict:
+    started = time.perf_counter()
+    tagger = load_tagger(cfg, lang)
+    load_s = time.perf_counter() - started
+    turns = sum(len(c.turns) for c in calls)
+    customer = sum(t.role == CUSTOMER for c in calls for t in c.turns)
+    tagger.tag(calls[0].turns)  # first call pays for lazy loads (encoder weights, lexicons)
+
+    sentiment.score_text.cache_clear()
+    wall, cpu = timed(lambda: [tagger.tag(c.turns) for c in calls])
+
+    sentiment.score_text.cache_clear()
+    parts = by_component(tagger, calls)
+
+    # Peer: the same models, one turn per batch (acts still see whole calls: their batches never cut one).
+    peer = Tagger(tagger.nlp, batch_size=1)
+    few = calls[:peer_calls]
+    few_turns = sum(len(c.turns) for c in few)
+    sentiment.score_text.cache_clear()
+    peer_wall, _ = timed(lambda: [peer.tag(c.turns) for c in few])
+    sentiment.score_text.cache_clear()
+    batched_wall, _ = timed(lambda: [tagger.tag(c.turns) for c in few])
+
+    figures = {
+        "lang": lang,
+        "intent_model": cfg.intent_model,
+        "calls": len(calls),
+        "turns": turns,
+        "customer_turns": customer,
+        "mean_chars": round(sum(len(t.text) for c in calls for t in c.turns) / max(turns, 1), 1),
+        "load_s": round(load_s, 2),
+        "turns_per_s": round(turns / wall, 1),
+        "turns_per_cpu_s": round(turns / cpu, 1),
+        "target_turns_per_s": TARGET,
+        "ratio_to_target": round(turns / wall / TARGET, 3),
+        "peer_turns": few_turns,
+        "peer_unbatched_turns_per_s": round(few_turns / peer_wall, 1),
+        "batched_same_turns_per_s": round(few_turns / batched_wall, 1),
+        "ratio_to_peer": round(peer_wall / batched_wall, 2),
+        "components_ms_per_turn": {k: round(1000 * v / turns, 3) for k, v in parts.items()},
+        "components_share": {k: round(v / sum(parts.values()), 3) for k, v in parts.items()},
+    }
+    print(f"[{lang}] intent model {cfg.intent_model}")
+    print(f"[{lang}] {len(calls)} calls, {turns} turns ({customer} customer), {figures['mean_chars']} chars/turn; models loaded in {load_s:.1f} s")
+    print(f"[{lang}] Tagger.tag: {figures['turns_per_s']:.0f} turns/s wall, {figures['turns_per_cpu_s']:.0f} turns per CPU second")
+    print(f"[{lang}] vs target {TARGET:.0f} turns/s: ratio {figures['ratio_to_target']:.3f}")
+    print(
+        f"[{lang}] vs peer (same pipeline, one turn per batch, {few_turns} turns): "
+        f"{figures['batched_same_turns_per_s']:.0f} vs {figures['peer_unbatched_turns_per_s']:.0f} turns/s, ratio {figures['ratio_to_peer']:.2f}"
+    )
+    for name, ms in sorted(figures["components_ms_per_turn"].items(), key=lambda kv: -kv[1]):
+        print(f"[{lang}]   {name:<20} {ms:8.3f} ms/turn  {100 * figures['components_share'][name]:5.1f} %")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="STC3 helpdesk folder (or a data folder holding it)")
+    parser.add_argument("--calls", type=int, default=400, help="dialogues to tag (0: all)")
+    parser.add_argument("--peer-calls", type=int, default=50, help="dialogues for the one-turn-per-batch peer")
+    parser.add_argument("--zh", action="store_true", help="also measure the Chinese tagger")
+    parser.add_argument("--intent-model", help="another intent model (name or path) in place of the default, to compare")
+    args = parser.parse_args()
+    cfg = TaggingConfig(intent_model=args.intent_model) if args.intent_model else TaggingConfig()
+    results = [run("en", dialogues(args.data, "en", args.calls), args.peer_calls, cfg)]
+    if args.zh:
+        results.append(run("zh", dialogues(args.data, "zh", args.calls), args.peer_calls, cfg))
+    print(json.dumps({"benchmark": "tagging", "results": results}))
+
+
+if __name__ == "__main__":
+    main()
