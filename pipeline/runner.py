@@ -83,7 +83,7 @@ class CallProcessor:
     def process(self, item: CallInput, sha: str):
         """Every per-call stage for one input whose content hash is ``sha``."""
         path = item.path
-        decoded = audio_mod.decode(path)
+        decoded = audio_mod.decode(path, dtype=np.float16)
         agent_channel = self.cfg.audio.agent_channel if item.agent_channel is None else item.agent_channel
         parts = channel_roles(decoded, agent_channel, item.customer_channel)
         from .transcribe.call import transcribe_call

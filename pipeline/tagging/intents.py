@@ -144,7 +144,7 @@ class BertEncoder:
 
     def _forward(self, ids, mask, layers: tuple[int, ...]) -> list:
         """Mean-pooled token states after each of ``layers`` (0 = the embeddings, 1 = first layer, n = last)."""
-        torch, F = self.torch, self.torch.nn.functional
+        F = self.torch.nn.functional
         n, t = ids.shape
         x = self.word[ids] + self.pos[:t] + self.type0
         x = F.layer_norm(x, (self.dim,), *self.emb_ln, eps=self.eps)

@@ -21,7 +21,7 @@ from ..records import Segment, Transcript, Word
 from .base import EnginePlan, TranscriptionError, fixed_language
 from .guards import GuardSettings, apply_guards
 from .models import cache_dir, resolve_ct2_model
-from .vad import CHUNK_SECONDS, DETECT_SECONDS, SAMPLE_RATE, Chunk, TimeMap, chunks_for, fixed_regions, speech_regions
+from .vad import CHUNK_SECONDS, Chunk, TimeMap, chunks_for, first_speech, fixed_regions, speech_regions
 
 
 # On CPU the encoder and the word-alignment pass run this many 30 s pieces at a time.
@@ -119,20 +119,24 @@ class FasterWhisperTranscriber:
         return [self._sequential(audio, channel, fixed) for audio, channel in channels]
 
     def detect_language(self, channels: Sequence[tuple[np.ndarray, int]]) -> tuple[str, float]:
-        """The call's language and its probability, from the first speech of each channel."""
-        chunks = []
-        for audio, channel in channels:
-            head = audio[: DETECT_SECONDS * SAMPLE_RATE]
-            regions = speech_regions(head, batched=True) if self.cfg.vad_filter else fixed_regions(head.shape[0])
-            chunks.extend(chunks_for(head, regions, channel, CHUNK_SECONDS)[:1])
-        return self._detect_language(chunks) if self.multilingual else ("en", 1.0)
+        """The call's language and its probability, from the opening speech of its channels."""
+        if not self.multilingual:
+            return "en", 1.0
+        speech = first_speech(channels, self.cfg.vad_filter)
+        if not speech.size:
+            return "en", 0.0
+        from faster_whisper.audio import pad_or_trim
+
+        features = pad_or_trim(self.model.feature_extractor(speech)[..., :-1])[None]
+        token, probability = self.model.model.detect_language(self.model.encode(features))[0][0]  # most likely first
+        return token[2:-2], float(probability)
 
     # --- sequential ---------------------------------------------------------------------------
 
     def _sequential(self, audio: np.ndarray, channel: int, language: str | None) -> Transcript:
         cfg = self.cfg
         segments, info = self.model.transcribe(
-            audio,
+            audio.astype(np.float32, copy=False),
             language=language,
             beam_size=cfg.beam_size,
             temperature=list(temperatures(cfg)),
@@ -168,7 +172,7 @@ class FasterWhisperTranscriber:
             regions = speech_regions(audio, batched=True) if cfg.vad_filter else fixed_regions(audio.shape[0])
             maps[channel] = TimeMap(regions)
             chunks.extend(chunks_for(audio, regions, channel, CHUNK_SECONDS))
-        language, probability = (fixed, 1.0) if fixed else self._detect_language(chunks)
+        language, probability = (fixed, 1.0) if fixed else self.detect_language(channels)
         tokenizer = Tokenizer(self.model.hf_tokenizer, self.multilingual, task="transcribe", language=language)
         options = self._options(tokenizer)
         by_channel: dict[int, list[Segment]] = {channel: [] for _a, channel in channels}
@@ -241,27 +245,6 @@ class FasterWhisperTranscriber:
             max_initial_timestamp=0.0,
         )
 
-    def _detect_language(self, chunks: list[Chunk]) -> tuple[str, float]:
-        """One language per call: the first speech piece of every channel is scored and the
-        probabilities are added, weighted by how much speech each piece holds."""
-        firsts: dict[int, Chunk] = {}
-        for c in chunks:
-            firsts.setdefault(c.channel, c)
-        if not firsts:
-            return "en", 0.0
-        from faster_whisper.audio import pad_or_trim
-
-        extractor = self.model.feature_extractor
-        features = np.stack([pad_or_trim(extractor(c.audio)[..., :-1]) for c in firsts.values()])
-        encoded = self.model.encode(features)
-        totals: dict[str, float] = {}
-        for chunk, scores in zip(firsts.values(), self.model.model.detect_language(encoded)):
-            for token, prob in scores:
-                code = token[2:-2]
-                totals[code] = totals.get(code, 0.0) + prob * chunk.duration
-        weight = sum(c.duration for c in firsts.values()) or 1.0
-        code = max(totals, key=totals.get)
-        return code, totals[code] / weight
 
 
 def _words(raw, shift=None) -> tuple[Word, ...]:

@@ -22,9 +22,7 @@ from .base import EnginePlan, TranscriptionError, fixed_language
 from .ctranslate2 import guard_settings, temperatures
 from .guards import apply_guards
 from .models import cache_dir, resolve_openai_checkpoint
-from .vad import CHUNK_SECONDS, DETECT_SECONDS, SAMPLE_RATE, TimeMap, chunks_for, fixed_regions, speech_regions
-
-N_SAMPLES_30S = 30 * SAMPLE_RATE
+from .vad import CHUNK_SECONDS, TimeMap, chunks_for, first_speech, fixed_regions, speech_regions
 
 
 def load_checkpoint(path: str, device: str):
@@ -86,20 +84,22 @@ class OpenAIWhisperTranscriber:
             regions = speech_regions(audio, batched=False) if self.cfg.vad_filter else []
             speech = np.concatenate([audio[r["start"] : r["end"]] for r in regions]) if regions else (audio if not self.cfg.vad_filter else audio[:0])
             prepared.append((speech.astype(np.float32, copy=False), channel, TimeMap(regions)))
-        language, probability = (fixed, 1.0) if fixed else self._detect_language(prepared)
+        language, probability = (fixed, 1.0) if fixed else self.detect_language(channels)
         return [self._decode(speech, channel, tmap, language, probability) for speech, channel, tmap in prepared]
 
     def detect_language(self, channels: Sequence[tuple[np.ndarray, int]]) -> tuple[str, float]:
-        """The call's language and its probability, from the first speech of each channel."""
+        """The call's language and its probability, from the opening speech of its channels."""
         if not self.multilingual:
             return "en", 1.0
-        prepared = []
-        for audio, channel in channels:
-            head = audio[: DETECT_SECONDS * SAMPLE_RATE]
-            regions = speech_regions(head, batched=False) if self.cfg.vad_filter else [{"start": 0, "end": head.shape[0]}]
-            if regions:
-                prepared.append((np.concatenate([head[r["start"] : r["end"]] for r in regions]), channel, None))
-        return self._detect_language(prepared)
+        speech = first_speech(channels, self.cfg.vad_filter)
+        if not speech.size:
+            return "en", 0.0
+        import whisper
+
+        mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(speech), self.model.dims.n_mels).to(self.model.device)
+        _tokens, probs = self.model.detect_language(mel)
+        code = max(probs, key=probs.get)
+        return code, float(probs[code])
 
     def _pieces(self, channels: Sequence[tuple[np.ndarray, int]], fixed: str | None) -> list[Transcript]:
         chunks_of, maps = {}, {}
@@ -107,7 +107,7 @@ class OpenAIWhisperTranscriber:
             regions = speech_regions(audio, batched=True) if self.cfg.vad_filter else fixed_regions(audio.shape[0])
             maps[channel] = TimeMap(regions)
             chunks_of[channel] = chunks_for(audio, regions, channel, CHUNK_SECONDS)
-        language, probability = (fixed, 1.0) if fixed else self._detect_language([(c[0].audio, ch, None) for ch, c in chunks_of.items() if c])
+        language, probability = (fixed, 1.0) if fixed else self.detect_language(channels)
         out = []
         for _audio, channel in channels:
             segments = []
@@ -162,26 +162,6 @@ class OpenAIWhisperTranscriber:
                 )
             )
         return segments
-
-    def _detect_language(self, prepared) -> tuple[str, float]:
-        import whisper
-
-        totals: dict[str, float] = {}
-        weight = 0.0
-        for speech, _channel, _tmap in prepared:
-            if not speech.size:
-                continue
-            head = speech[:N_SAMPLES_30S]
-            mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(head), self.model.dims.n_mels).to(self.model.device)
-            _tokens, probs = self.model.detect_language(mel)
-            seconds = head.size / SAMPLE_RATE
-            weight += seconds
-            for code, p in probs.items():
-                totals[code] = totals.get(code, 0.0) + p * seconds
-        if not totals:
-            return "en", 0.0
-        code = max(totals, key=totals.get)
-        return code, totals[code] / weight
 
     def _decode(self, speech: np.ndarray, channel: int, tmap: TimeMap, language: str, probability: float) -> Transcript:
         if not speech.size:

@@ -24,6 +24,9 @@ class LanguageRouter:
         self.multilingual = multilingual
         self.configured_language = configured_language
         self.name = english.name
+        # Both engines come from one config: same backend, device and precision.
+        self.device = english.device
+        self.compute_type = english.compute_type
         self.model_version = f"{english.model_version} (English), {multilingual.model_version} (other languages)"
 
     def transcribe(self, audio: np.ndarray, channel: int = 0) -> Transcript:

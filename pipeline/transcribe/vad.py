@@ -30,7 +30,8 @@ class Chunk:
 
     @property
     def audio(self) -> np.ndarray:
-        return np.concatenate([self.source[a:b] for a, b in self.regions]) if self.regions else self.source[:0]
+        # The source may be float16 (long calls); the models want float32.
+        return (np.concatenate([self.source[a:b] for a, b in self.regions]) if self.regions else self.source[:0]).astype(np.float32, copy=False)
 
 
 def speech_regions(audio: np.ndarray, batched: bool) -> list[dict]:
@@ -48,7 +49,7 @@ def speech_regions(audio: np.ndarray, batched: bool) -> list[dict]:
     block = VAD_BLOCK_SECONDS * SAMPLE_RATE
     regions: list[dict] = []
     for offset in range(0, len(audio), block):
-        for r in get_speech_timestamps(audio[offset : offset + block], options):
+        for r in get_speech_timestamps(audio[offset : offset + block].astype(np.float32, copy=False), options):
             regions.append({"start": r["start"] + offset, "end": r["end"] + offset})
     return regions
 
@@ -57,6 +58,26 @@ def fixed_regions(n_samples: int) -> list[dict]:
     """Without VAD: consecutive 30 s windows over the whole channel."""
     step = CHUNK_SECONDS * SAMPLE_RATE
     return [{"start": s, "end": min(s + step, n_samples)} for s in range(0, n_samples, step)]
+
+
+def first_speech(channels, vad_filter: bool, seconds: float = CHUNK_SECONDS) -> np.ndarray:
+    """The opening speech of the call's channels in one window of at most ``seconds``, float32.
+
+    Each channel gets an equal share, and a channel with less speech leaves the rest to
+    the others: the language is then told from one encoder pass that hears both parties.
+    """
+    speeches = []
+    for audio, _channel in channels:
+        head = audio[: DETECT_SECONDS * SAMPLE_RATE]
+        regions = speech_regions(head, batched=True) if vad_filter else fixed_regions(head.shape[0])
+        speeches.append(np.concatenate([head[r["start"] : r["end"]] for r in regions]) if regions else head[:0])
+    budget = int(seconds * SAMPLE_RATE)
+    parts = []
+    for i, speech in enumerate(sorted(speeches, key=len)):
+        take = min(len(speech), budget // (len(speeches) - i))
+        parts.append(speech[:take])
+        budget -= take
+    return np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
 
 
 def chunks_for(audio: np.ndarray, regions: list[dict], channel: int, max_seconds: float) -> list[Chunk]:
