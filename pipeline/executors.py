@@ -40,7 +40,7 @@ class ExecutorOptions:
     workers: int | None = None
     """Calls processed in parallel; None = 1 locally, one actor per GPU or per node on Ray."""
     ray_address: str = ""
-    """'' = start a local Ray instance; otherwise the address of a running cluster ("auto", "HOST:6379", "ray://HOST:10001")."""
+    """'' = start a local Ray instance; otherwise the address of a running cluster ("auto", "HOST:6379"; "ray://HOST:10001" with ray[client])."""
     gpus_per_worker: float = 0.0
     """GPUs per Ray actor; 0 = CPU actors."""
 

@@ -78,6 +78,18 @@ def readable_problem(path) -> str | None:
     return None
 
 
+
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail fast on a HOST:PORT nobody answers at: Ray itself keeps retrying for minutes."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ExecutorError(f"no Ray cluster answers at {address} ({exc.strerror or exc})") from None
+
+
 class CallWorker:
     """A Ray actor (made remote by ``RayExecutor``): loads the models once and processes many calls."""
 
@@ -131,6 +143,7 @@ class RayExecutor(executors.Executor):
             kwargs = {"include_dashboard": False, "log_to_driver": True, "configure_logging": False}
             try:
                 if self.options.ray_address:
+                    check_reachable(self.options.ray_address)
                     ray.init(address=self.options.ray_address, **kwargs)
                 else:
                     ray.init(num_cpus=os.cpu_count() or 1, **kwargs)

