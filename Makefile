@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev,ray,multilingual]"
+	$(BIN)/python -m pip install -q -e ".[dev,ray,multilingual,remote]"
 	touch $(STAMP)
 
 demo: $(STAMP)

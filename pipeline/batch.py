@@ -254,6 +254,9 @@ def plan(inputs: Sequence[CallInput], store: Store, cfg: Config, force: bool, su
     for item in inputs:
         try:
             sha = audio_mod.file_sha256(item.path)
+        except audio_mod.AudioError as exc:  # a URL: missing object, no credentials, no filesystem extra
+            record_failure(store, summary, log, str(item.path), str(exc))
+            continue
         except OSError as exc:
             problem = "is a directory, not an audio file" if item.path.is_dir() else f"cannot read ({exc.strerror or exc})"
             record_failure(store, summary, log, str(item.path), f"{item.path}: {problem}")

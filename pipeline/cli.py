@@ -33,10 +33,18 @@ def _load_config(args: argparse.Namespace, extra: dict | None = None):
 
 # --- run -------------------------------------------------------------------------------------
 
+def _input_arg(text: str) -> Path | str:
+    from .remote import is_url
+
+    # Path("s3://b/k") would fold the "//" and lose the URL.
+    return text if is_url(text) else Path(text)
+
+
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="transcribe, tag, analyse and store calls")
-    p.add_argument("paths", nargs="+", type=Path,
-                   help="audio files, folders (searched recursively), manifests (.csv, .jsonl) or text transcripts (.json: STC3 or callpipe's per-call JSON)")
+    p.add_argument("paths", nargs="+", type=_input_arg,
+                   help="audio files, folders (searched recursively), manifests (.csv, .jsonl) or text transcripts (.json: STC3 or callpipe's per-call JSON); "
+                        "also object-store URLs of audio, folders or manifests (s3://..., gs://..., needs callpipe[remote])")
     p.add_argument("--out", type=Path, required=True, help="run directory: store, per-call JSON, report")
     p.add_argument("--asr-backend", help="override asr.backend")
     p.add_argument("--workers", type=int, default=None,
@@ -70,7 +78,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.executor != "ray" and (args.ray_address or args.gpus_per_worker):
         raise UsageError("--ray-address and --gpus-per-worker need --executor ray")
     # Text transcripts skip ASR and enter at the turns stage, as `callpipe import` does.
-    transcripts = [p for p in args.paths if p.suffix.lower() == ".json" and p.is_file()]
+    transcripts = [p for p in args.paths if isinstance(p, Path) and p.suffix.lower() == ".json" and p.is_file()]
     audio = [p for p in args.paths if p not in transcripts]
     codes = []
     try:

@@ -8,6 +8,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import remote
+
 MANIFEST_SUFFIXES = (".csv", ".jsonl")
 # Manifest columns with a meaning of their own; any other column is kept as metadata.
 KNOWN_COLUMNS = ("call_id", "audio_path", "agent_id", "customer_id", "start_time", "agent_channel", "customer_channel", "language")
@@ -16,7 +18,7 @@ _CONSUMED = ("audio_path", "call_id", "agent_channel", "customer_channel", "lang
 
 @dataclass(frozen=True)
 class CallInput:
-    path: Path
+    path: Path | str  # a str only for an object-store URL (see pipeline.remote)
     call_id: str | None = None
     agent_channel: int | None = None  # None: the config's audio.agent_channel
     customer_channel: int | None = None  # None: the other of two channels
@@ -30,10 +32,11 @@ class InputProblem:
     reason: str
 
 
-def _manifest_rows(path: Path) -> Iterable[tuple[int, dict | None, str | None]]:
+def _manifest_rows(path: Path | str) -> Iterable[tuple[int, dict | None, str | None]]:
     """(line number, row or None, problem or None) for each data line of a CSV or JSON Lines manifest."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        if path.suffix.lower() == ".jsonl":
+    opened = remote.open_text(path) if remote.is_url(path) else open(path, encoding="utf-8", newline="")
+    with opened as fh:
+        if remote.pure(path).suffix.lower() == ".jsonl":
             for lineno, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
@@ -58,13 +61,13 @@ def _manifest_rows(path: Path) -> Iterable[tuple[int, dict | None, str | None]]:
                 yield reader.line_num, {k: v for k, v in row.items() if v not in (None, "")}, None
 
 
-def _parse_row(row: dict, base: Path) -> CallInput:
+def _parse_row(row: dict, base: Path | str) -> CallInput:
     audio = row.get("audio_path")
     if not audio:
         raise ValueError("audio_path is missing")
-    path = Path(str(audio))
-    if not path.is_absolute():
-        path = base / path
+    path = str(audio) if remote.is_url(str(audio)) else Path(str(audio))
+    if isinstance(path, Path) and not path.is_absolute():
+        path = remote.join(base, str(audio)) if remote.is_url(base) else base / path
     channels = {}
     for key in ("agent_channel", "customer_channel"):
         value = row.get(key)
@@ -97,30 +100,36 @@ def _parse_row(row: dict, base: Path) -> CallInput:
     )
 
 
-def read_manifest(path: Path) -> tuple[list[CallInput], list[InputProblem]]:
+def read_manifest(path: Path | str) -> tuple[list[CallInput], list[InputProblem]]:
     """Calls listed in a manifest; malformed rows are reported with their line number and skipped."""
     inputs: list[CallInput] = []
     problems: list[InputProblem] = []
+    base = remote.parent(path) if remote.is_url(path) else path.parent
     try:
         for lineno, row, problem in _manifest_rows(path):
             if problem is None:
                 try:
-                    inputs.append(_parse_row(row, path.parent))
+                    inputs.append(_parse_row(row, base))
                     continue
                 except ValueError as exc:
                     problem = str(exc)
             problems.append(InputProblem(f"{path}:{lineno}", f"{path}, line {lineno}: {problem}; row skipped"))
+    except remote.RemoteError as exc:
+        problems.append(InputProblem(str(path), f"{path}: cannot read manifest ({exc.reason})"))
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(InputProblem(str(path), f"{path}: cannot read manifest ({exc.__class__.__name__}: {exc})"))
     return inputs, problems
 
 
-def collect_inputs(paths: Sequence[Path], extensions: Sequence[str]) -> tuple[list[CallInput], list[InputProblem]]:
-    """Expand files, folders (recursive, sorted) and manifests into calls to process."""
+def collect_inputs(paths: Sequence[Path | str], extensions: Sequence[str]) -> tuple[list[CallInput], list[InputProblem]]:
+    """Expand files, folders (recursive, sorted) and manifests, local or at URLs, into calls to process."""
     inputs: list[CallInput] = []
     problems: list[InputProblem] = []
     suffixes = {e.lower() for e in extensions}
     for path in paths:
+        if remote.is_url(path):
+            _collect_url(path, suffixes, inputs, problems)
+            continue
         path = Path(path)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and not p.name.startswith("."))
@@ -136,3 +145,18 @@ def collect_inputs(paths: Sequence[Path], extensions: Sequence[str]) -> tuple[li
         else:
             problems.append(InputProblem(str(path), f"{path}: file not found"))
     return inputs, problems
+
+
+def _collect_url(url: str, suffixes: set[str], inputs: list[CallInput], problems: list[InputProblem]) -> None:
+    """A URL naming a folder (prefix), a manifest or one audio object."""
+    if remote.pure(url).suffix.lower() in MANIFEST_SUFFIXES:
+        rows, bad = read_manifest(url)
+        inputs.extend(rows)
+        problems.extend(bad)
+        return
+    try:
+        found = remote.list_audio(url, suffixes)
+    except remote.RemoteError as exc:
+        problems.append(InputProblem(url, str(exc)))
+        return
+    inputs.extend(CallInput(u) for u in (found if found is not None else [url]))

@@ -24,7 +24,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 
-from . import executors
+from . import executors, remote
 from .config import Config
 from .executors import ExecutorError, ExecutorOptions, Results, Work
 
@@ -64,6 +64,8 @@ def plan_actors(node_cpus: list[float], node_gpus: list[float], workers: int | N
 
 def readable_problem(path) -> str | None:
     """Why ``path`` cannot be read on this machine, or None when it can."""
+    if remote.is_url(path):
+        return remote.readable_problem(path)
     try:
         with open(path, "rb") as fh:
             fh.read(1)

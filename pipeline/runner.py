@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import audio as audio_mod
+from . import remote
 from .audio import Audio, AudioError
 from .config import Config
 from .inputs import CallInput
@@ -20,9 +21,9 @@ from .transcribe import load_transcriber
 from .turns import build_turns
 
 
-def make_call_id(path: Path, sha256: str) -> str:
+def make_call_id(path: Path | str, sha256: str) -> str:
     """Readable and unique: the file stem, plus a content hash prefix so equal stems never collide."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem).strip("_") or "call"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", remote.pure(path).stem).strip("_") or "call"
     return f"{stem[:60]}-{sha256[:8]}"
 
 
@@ -94,7 +95,7 @@ class CallProcessor:
         turns = build_turns(heard.segments, heard.roles, self.cfg.turns.split_pause, self.cfg.turns.max_pause)
         call = Call(
             call_id=item.call_id or make_call_id(path, sha),
-            source=str(path.resolve()),
+            source=path if remote.is_url(path) else str(path.resolve()),
             duration=round(decoded.duration, 3),
             channels=decoded.n_channels,
             language=language,

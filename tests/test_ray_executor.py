@@ -162,6 +162,31 @@ def test_a_path_the_worker_cannot_read_fails_that_call_naming_the_file(ray_insta
     assert reason.startswith(f"{gone}: not readable from the Ray worker on ") and reason.endswith("(no such file)")
 
 
+def test_urls_are_read_and_checked_on_the_worker(ray_instance, clips, tmp_path, monkeypatch):
+    pytest.importorskip("fsspec")
+    import pipeline.batch as batch
+
+    gone = tmp_path / "gone.wav"
+    gone.write_bytes((clips / "clip0.wav").read_bytes())
+    plan = batch.plan
+
+    def plan_then_remove(*args, **kwargs):
+        todo = plan(*args, **kwargs)
+        gone.unlink()
+        return todo
+
+    monkeypatch.setattr(batch, "plan", plan_then_remove)
+    out = tmp_path / "out"
+    kept = f"file://{clips / 'clip1.wav'}"
+    code = main(["run", f"file://{gone}", kept, "--out", str(out), "--no-report", "--executor", "ray", "--workers", "1"])
+    assert code == 1
+    db = _db(out)
+    assert [r[0] for r in db.execute("SELECT source FROM calls")] == [kept]
+    [(source, reason)] = db.execute("SELECT source, reason FROM errors").fetchall()
+    assert source == f"file://{gone}"
+    assert reason.startswith(f"file://{gone}: not readable from the Ray worker on ") and reason.endswith("(not found)")
+
+
 def test_gpus_the_cluster_lacks_are_a_usage_error_before_any_work(ray_instance, clips, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["run", str(clips), "--out", str(out), "--executor", "ray", "--gpus-per-worker", "1"]) == 2

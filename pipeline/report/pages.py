@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from .. import scoring
+from .. import remote, scoring
 from ..export import PII_FLAG, call_flags, call_row, safe_name, shareable_record, turn_text
 from ..records import UNKNOWN
 from ..store import Store
@@ -112,6 +112,14 @@ def _audio_sources(source: str, name: str, page_dir: Path, report_dir: Path, cop
     `callpipe serve` answers from the store. Without a copy, the original file follows,
     by a relative path, for pages opened from disk.
     """
+    if remote.is_url(source):  # a browser cannot open s3:// and the like: only a copy made here can play
+        served = report_dir / "audio" / f"{name}{remote.pure(source).suffix.lower()}"
+        if copy_audio and not served.exists():
+            try:
+                remote.download(source, served)
+            except remote.RemoteError:
+                pass  # the page says the audio is not found
+        return [quote(Path(os.path.relpath(served, page_dir)).as_posix())], served.is_file()
     original = Path(source)
     served = report_dir / "audio" / f"{name}{original.suffix.lower()}"
     if copy_audio and original.is_file():
