@@ -115,17 +115,17 @@ def test_only_customer_docs_get_an_intent():
     assert single._.intent is None
 
 
-def test_encoder_runs_only_on_customer_turns(monkeypatch):
-    from pipeline.tagging.intents import BertEncoder
+def test_embedding_runs_only_on_customer_turns(monkeypatch):
+    from pipeline.tagging.intents import StaticEmbedder
 
     encoded: list[str] = []
-    original = BertEncoder.encode
+    original = StaticEmbedder.transform
 
     def recording(self, texts, *args, **kwargs):
         encoded.extend(texts)
         return original(self, texts, *args, **kwargs)
 
-    monkeypatch.setattr(BertEncoder, "encode", recording)
+    monkeypatch.setattr(StaticEmbedder, "transform", recording)
     nlp = spacy.blank("en")
     nlp.add_pipe("callpipe_intent", config={"model": "intents-taxonomy", "threshold": 0.35})
     turns = [
@@ -148,6 +148,27 @@ def test_fast_probabilities_equal_the_pipelines(tiny, shipped):
     for model in (tiny[1], shipped):
         assert np.allclose(model.predict_proba(texts), model.pipeline_.predict_proba(texts), atol=1e-5)
     assert model.predict_proba([]).shape == (0, len(model.classes_))
+
+
+def test_shipped_taxonomy_model_runs_no_transformer(shipped, monkeypatch):
+    from pipeline.tagging.intents import BertEncoder
+
+    def fail(self, *args, **kwargs):
+        raise AssertionError("the encoder ran while tagging")
+
+    monkeypatch.setattr(BertEncoder, "encode", fail)
+    assert shipped.static_dims and shipped.predict(["I was charged twice on my bill"])[0] == "billing"
+
+
+def test_static_embedding_is_a_unit_mean_of_token_vectors(tiny):
+    from pipeline.tagging.intents import StaticEmbedder
+
+    embedder = StaticEmbedder(dims=16).fit(["x"])
+    vectors = embedder.transform(["bank account", "account bank", "", "我要退款", "refund"])
+    assert vectors.shape == (5, 16)
+    assert np.allclose(vectors[0], vectors[1], atol=1e-6)  # order-free: a bag of tokens
+    assert np.allclose(np.linalg.norm(vectors[[0, 4]], axis=1), 1.0, atol=1e-5)
+    assert not vectors[2].any() and not vectors[3].any()  # empty and Chinese text: zeros
 
 
 def test_embedding_layer_zero_is_the_context_free_input():

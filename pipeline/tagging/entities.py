@@ -32,6 +32,8 @@ from collections.abc import Iterable, Sequence
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from .doctext import text_of
+
 PII_TYPES = ("CARD", "PHONE", "EMAIL", "ID", "ADDRESS", "NAME", "ACCOUNT", "ORDER", "CASE")
 ENTITY_TYPES = PII_TYPES + ("MONEY", "DATE", "PRODUCT")
 
@@ -351,7 +353,7 @@ def _set_result(doc: Doc, entities: list[dict], pii_types: Sequence[str]) -> Non
     entities = [{**e, "pii": e["type"] in pii_types} for e in sorted(entities, key=lambda e: e["start"])]
     doc._.entities = entities
     doc._.pii_found = any(e["type"] in pii_types for e in entities)
-    doc._.redacted_text = redact(doc.text, entities, pii_types)
+    doc._.redacted_text = redact(text_of(doc), entities, pii_types)
 
 
 # --- the call-level pass --------------------------------------------------------------------------
@@ -359,7 +361,7 @@ def _set_result(doc: Doc, entities: list[dict], pii_types: Sequence[str]) -> Non
 def _link_numbers(docs: Sequence[Doc], pii_types: Sequence[str]) -> set[int]:
     """Numbers read out across consecutive turns ("... is 3," / "3, 3," / "2, 2"): one number."""
     changed: set[int] = set()
-    runs = [number_runs(doc.text) for doc in docs]
+    runs = [number_runs(text_of(doc)) for doc in docs]
     i = 0
     while i < len(docs):
         if not runs[i] or not runs[i][-1]["at_end"]:
@@ -376,7 +378,7 @@ def _link_numbers(docs: Sequence[Doc], pii_types: Sequence[str]) -> set[int]:
         if len(chain) > 1:
             first_doc, first = chain[0]
             digits = "".join(r["digits"] for _, r in chain)
-            cue = cue_before(docs[first_doc].text, first["start"])
+            cue = cue_before(text_of(docs[first_doc]), first["start"])
             read_out = any(r["at_start"] and r["at_end"] for _, r in chain)
             read_back = any(a["digits"] == b["digits"] for (_, a), (_, b) in zip(chain, chain[1:]))
             # Joining numbers across turns needs evidence: a cue ("their number is") or a turn
@@ -386,7 +388,7 @@ def _link_numbers(docs: Sequence[Doc], pii_types: Sequence[str]) -> set[int]:
             if kind in PII_TYPES:
                 for k, run in chain:
                     doc = docs[k]
-                    e = _entity(kind, doc.text, run["start"], run["end"])
+                    e = _entity(kind, text_of(doc), run["start"], run["end"])
                     kept = [x for x in doc._.entities if not _overlaps(x, [e])]
                     _set_result(doc, kept + [e], pii_types)
                     changed.add(k)
@@ -413,14 +415,15 @@ def _link_names(docs: Sequence[Doc], pii_types: Sequence[str]) -> set[int]:
     changed: set[int] = set()
     for k, doc in enumerate(docs):
         new = []
-        for m in recur.finditer(doc.text):
+        text = text_of(doc)
+        for m in recur.finditer(text):
             tail = m.group()[len(m.group().split()[0]):].strip()
             end = m.end() if tail and tail.lower() not in _NOT_NAMES else m.start() + len(m.group().split()[0])
-            new.append(_entity("NAME", doc.text, m.start(), end))
-        for m in caps.finditer(doc.text):
+            new.append(_entity("NAME", text, m.start(), end))
+        for m in caps.finditer(text):
             # A spelling fused back into one word may lose a letter or two to the word before it.
             if any(m.group() in w and len(m.group()) >= len(w) - 2 for w in fused):
-                new.append(_entity("NAME", doc.text, m.start(), m.end()))
+                new.append(_entity("NAME", text, m.start(), m.end()))
         new = [e for e in new if not _overlaps(e, doc._.entities)]
         if new:
             _set_result(doc, list(doc._.entities) + new, pii_types)
@@ -446,7 +449,7 @@ class PiiComponent:
 
     def __call__(self, doc: Doc) -> Doc:
         doc._.pii_types = self.pii_types
-        _set_result(doc, self.detector.find(doc.text), self.pii_types)
+        _set_result(doc, self.detector.find(text_of(doc)), self.pii_types)
         return doc
 
 

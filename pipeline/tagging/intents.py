@@ -51,10 +51,15 @@ from .. import modelfiles
 from ..config import MODELS_DIR, REPO_ROOT
 from ..records import CUSTOMER, UNKNOWN
 from .acts import _tfidf_rows
+from .doctext import text_of
 
 OTHER = "other"
 DEFAULT_TAXONOMY = REPO_ROOT / "configs" / "intents.toml"
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+# The default (taxonomy) model embeds with static token vectors: the encoder per text made
+# tagging about 60x slower for 0.10 of cross-validated macro-F1 (see models/intents-taxonomy.md).
+# 128 dimensions scored as well as 256 and keep the model file small.
+TAXONOMY_STATIC_DIMS = 128
 
 # Encoders whose weights come inside an installed package: name -> (module, function
 # returning the model folder). The folder holds a BERT config.json, model.safetensors
@@ -235,6 +240,119 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         return np.array([f"embedding{i}" for i in range(self.n_features_out_)], dtype=object)
 
 
+# --- static token vectors ---------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=4)
+def distill_token_vectors(name: str = DEFAULT_ENCODER, layers: tuple[int, ...] = (4, 6), dims: int = 256) -> np.ndarray:
+    """One vector per vocabulary entry of the encoder, float32 (vocabulary size x ``dims``).
+
+    The model2vec recipe, run on the encoder as loaded here (no download, no extra
+    library): every token alone between [CLS] and [SEP] goes through the encoder; its
+    mean-pooled states after each of ``layers`` (each unit length, side by side) are
+    reduced by PCA to ``dims`` and scaled by a SIF weight, which turns down frequent
+    tokens (WordPiece ids run roughly from frequent to rare, so the id stands in for the
+    rank). Special and unused tokens get zero vectors. A sentence is then the mean of its
+    tokens' vectors: a table look-up instead of a transformer pass per text.
+    Takes about a minute on one CPU core; cached per process.
+    """
+    from sklearn.decomposition import PCA
+
+    vocab_size, keep, pooled = _token_states(name, layers)
+    reduced = PCA(n_components=min(dims, pooled.shape[1]), random_state=0).fit_transform(pooled)
+    sif = 1e-4
+    rank = np.arange(1, len(keep) + 1, dtype=np.float64)
+    p = (1.0 / rank) / (1.0 / rank).sum()  # Zipf's law over the vocabulary order
+    vectors = np.zeros((vocab_size, reduced.shape[1]), dtype=np.float32)
+    vectors[keep] = reduced * (sif / (sif + p))[:, None]
+    return vectors
+
+
+@functools.lru_cache(maxsize=2)
+def _token_states(name: str, layers: tuple[int, ...]) -> tuple[int, np.ndarray, np.ndarray]:
+    """(vocabulary size, ids of the real tokens, their pooled states): the costly part of the distillation."""
+    import torch
+
+    encoder = load_encoder(name)
+    vocab = encoder.tokenizer.get_vocab()
+    special = re.compile(r"^\[(?:PAD|UNK|CLS|SEP|MASK|unused\d+)\]$")
+    keep = np.array(sorted(i for token, i in vocab.items() if not special.match(token)), dtype=np.int64)
+    cls, sep = vocab["[CLS]"], vocab["[SEP]"]
+    pooled = np.zeros((len(keep), encoder.dim * len(layers)), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(keep), 1024):
+            ids = torch.from_numpy(keep[start : start + 1024])
+            batch = torch.stack([torch.full_like(ids, cls), ids, torch.full_like(ids, sep)], dim=1)
+            states = encoder._forward(batch, torch.ones_like(batch), layers)
+            pooled[start : start + len(ids)] = torch.cat([v / v.norm(dim=-1, keepdim=True).clamp(min=1e-12) for v in states], dim=1).numpy()
+    return len(vocab), keep, pooled
+
+
+class StaticEmbedder(TransformerMixin, BaseEstimator):
+    """Texts -> unit-length means of static token vectors distilled from a sentence encoder.
+
+    ``fit`` distills the vectors (``distill_token_vectors``) and keeps them, float16, as
+    ``vectors_``: they are saved with the model, so tagging needs only the encoder's
+    tokenizer, never its weights. The 6-layer forward pass per text was nine tenths of the
+    tagging time; this is a tokenizer call and a row sum.
+
+    ``skip_cjk`` as in ``SentenceEmbedder``: the encoder's vocabulary is English.
+    """
+
+    def __init__(self, encoder: str = DEFAULT_ENCODER, layers: tuple[int, ...] = (4, 6), dims: int = 256, skip_cjk: bool = True):
+        self.encoder = encoder
+        self.layers = layers
+        self.dims = dims
+        self.skip_cjk = skip_cjk
+
+    def fit(self, X, y=None):
+        if self.dims < 1:
+            raise ValueError(f"dims must be >= 1, got {self.dims}")
+        self.vectors_ = distill_token_vectors(self.encoder, tuple(self.layers), int(self.dims)).astype(np.float16)
+        self.n_features_out_ = self.vectors_.shape[1]
+        return self
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        state.pop("_table", None)  # the float32 copy made for speed is rebuilt on first use
+        return state
+
+    def transform(self, X) -> np.ndarray:
+        check_is_fitted(self, "vectors_")
+        texts = list(X)
+        out = np.zeros((len(texts), self.n_features_out_), dtype=np.float32)
+        keep = [i for i, t in enumerate(texts) if isinstance(t, str) and t and not (self.skip_cjk and mostly_cjk(t))]
+        if not keep:
+            return out
+        table = self.__dict__.get("_table")
+        if table is None:
+            table = self._table = self.vectors_.astype(np.float32)  # float16 sums are slow in numpy
+        encodings = _static_tokenizer(self.encoder).encode_batch([texts[i] for i in keep], add_special_tokens=False)
+        lengths = np.array([len(e.ids) for e in encodings])
+        ids = np.fromiter((j for e in encodings for j in e.ids), dtype=np.int64, count=int(lengths.sum()))
+        rows = np.asarray(keep)[lengths > 0]
+        if len(rows):
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[lengths > 0]
+            sums = np.add.reduceat(table[ids], starts, axis=0)
+            norms = np.linalg.norm(sums, axis=1, keepdims=True)
+            out[rows] = sums / np.maximum(norms, 1e-12)
+        return out
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        check_is_fitted(self, "n_features_out_")
+        return np.array([f"static{i}" for i in range(self.n_features_out_)], dtype=object)
+
+
+@functools.lru_cache(maxsize=2)
+def _static_tokenizer(name: str):
+    """The encoder's WordPiece tokenizer without padding or truncation (static vectors need neither)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(_encoder_dir(name) / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
 # --- the estimator ---------------------------------------------------------------------------
 
 class IntentClassifier(ClassifierMixin, BaseEstimator):
@@ -254,6 +372,10 @@ class IntentClassifier(ClassifierMixin, BaseEstimator):
         Inverse regularisation strength of the logistic regression.
     char_min_df : int
         Char n-grams seen in fewer texts are dropped (keeps large models small).
+    static_dims : int or None
+        None: the encoder runs on every text (``SentenceEmbedder``). A number: static
+        token vectors distilled from the encoder at fit time, that many dimensions
+        (``StaticEmbedder``), stored in the model; tagging then runs no transformer.
     """
 
     def __init__(
@@ -263,12 +385,18 @@ class IntentClassifier(ClassifierMixin, BaseEstimator):
         embedding_weight: float = 2.0,
         C: float = 20.0,
         char_min_df: int = 1,
+        static_dims: int | None = None,
     ):
         self.encoder = encoder
         self.embedding_layers = embedding_layers
         self.embedding_weight = embedding_weight
         self.C = C
         self.char_min_df = char_min_df
+        self.static_dims = static_dims
+
+    def __setstate__(self, state):
+        # Files saved before static_dims existed ran the encoder per text.
+        super().__setstate__({"static_dims": None, **state})
 
     def _pipeline(self) -> Pipeline:
         blocks = [
@@ -277,7 +405,11 @@ class IntentClassifier(ClassifierMixin, BaseEstimator):
         ]
         weights = {}
         if self.encoder:
-            blocks.append(("embedding", SentenceEmbedder(self.encoder, layers=tuple(self.embedding_layers))))
+            if self.static_dims:
+                embedder = StaticEmbedder(self.encoder, layers=tuple(self.embedding_layers), dims=int(self.static_dims))
+            else:
+                embedder = SentenceEmbedder(self.encoder, layers=tuple(self.embedding_layers))
+            blocks.append(("embedding", embedder))
             weights["embedding"] = self.embedding_weight
         return Pipeline(
             [
@@ -473,11 +605,13 @@ def train_intent_model(taxonomy: str | Path | None = None, csv: str | Path | Non
     if csv is None:
         source = Path(taxonomy) if taxonomy is not None else DEFAULT_TAXONOMY
         texts, labels = read_taxonomy(source)
+        params = {"static_dims": TAXONOMY_STATIC_DIMS}
         name = "intents-taxonomy"
         command = f"callpipe train intents --taxonomy {_display(source)}"
     else:
         source = Path(csv)
         texts, labels = read_csv(source)
+        params = {}
         stem = source.parent.name if source.stem == "train" else source.stem
         name = "intents-" + stem.removeprefix("text_")
         command = f"callpipe train intents --csv {_display(source)}"
@@ -485,7 +619,7 @@ def train_intent_model(taxonomy: str | Path | None = None, csv: str | Path | Non
     if out is not None:
         command += f" --out {_display(path)}"
 
-    model = IntentClassifier().fit(texts, labels)
+    model = IntentClassifier(**params).fit(texts, labels)
     metric = _card_metric(source, texts, labels, csv is not None, model)
     save_model(model, path)
     _write_card(path, source, texts, labels, metric, command)
@@ -512,8 +646,11 @@ def _card_metric(source: Path, texts, labels, supervised: bool, model: IntentCla
         return f"accuracy {accuracy_score(labels, predicted):.4f}, macro-F1 {f1_score(labels, predicted, average='macro'):.4f}"
 
     metric = f"{folds}-fold cross-validated {cv(model.get_params())} over the training examples"
+    if model.encoder and model.static_dims:
+        # What the static vectors give up against the encoder run per text (about 60x slower tagging).
+        metric += f"; with the encoder run on every text instead (static_dims=None) {cv({**model.get_params(), 'static_dims': None})}"
     if model.encoder:
-        # What the embedding is worth: it is most of the tagging time (see benchmarks/tagging.py).
+        # What the embedding is worth at all.
         metric += f"; without the sentence embedding (TF-IDF only, encoder=None) {cv({**model.get_params(), 'encoder': None})}"
     return metric
 
@@ -530,6 +667,25 @@ def _write_card(path: Path, source: Path, texts, labels, metric: str, command: s
     counts = {label: labels.count(label) for label in sorted(set(labels))}
     model = load_model(path)[0]
     params = ", ".join(f"{k}={v!r}" for k, v in sorted(model.get_params().items()))
+    layers = "/".join(map(str, model.embedding_layers))
+    if model.encoder and model.static_dims:
+        cost = (
+            "no transformer runs when tagging: a tokenizer call and a table look-up per customer turn "
+            "(measure with `python benchmarks/tagging.py`; `--intent-model` compares another model)"
+        )
+        embedding = (
+            f"the mean of static token vectors ({model.static_dims} dimensions, float16, stored in this file) distilled "
+            f"at training time from the encoder's layers {layers} (each vocabulary token encoded alone, PCA, SIF weights; "
+            "only the encoder's tokenizer is needed to tag)"
+        )
+    elif model.encoder:
+        cost = (
+            f"the sentence encoder runs on every customer turn (its first {max(model.embedding_layers)} transformer layers) "
+            "and is most of the tagging time; measure with `python benchmarks/tagging.py` (`--intent-model` compares another model)"
+        )
+        embedding = f"mean-pooled sentence-encoder states of layers {layers} (encoder weights come from the installed package, not stored here)"
+    else:
+        cost, embedding = "TF-IDF and a linear model only: no encoder runs", "no sentence embedding"
     card = f"""# {path.stem}
 
 Customer intent model for the `callpipe_intent` spaCy component (`pipeline/tagging/intents.py`).
@@ -537,9 +693,8 @@ Customer intent model for the `callpipe_intent` spaCy component (`pipeline/taggi
 - **Built**: {_dt.date.today().isoformat()} with `{command}`
 - **Data**: `{_display(source)}` (sha256 {digest}): {len(texts)} examples, {len(counts)} intents
 - **Metric**: {metric}
-- **Cost**: {"the sentence encoder runs on every customer turn (its first " + str(max(model.embedding_layers)) + " transformer layers) and is most of the tagging time; measure with `python benchmarks/tagging.py` (`--intent-model` compares another model)" if model.encoder else "TF-IDF and a linear model only: no encoder runs"}
-- **Model**: `IntentClassifier({params})`: word + char TF-IDF and mean-pooled
-  sentence-encoder states (encoder weights come from the installed package, not stored here),
+- **Cost**: {cost}
+- **Model**: `IntentClassifier({params})`: word + char TF-IDF and {embedding},
   multinomial logistic regression. A customer turn whose top probability is below
   `tagging.intent_threshold` is tagged `other`.
 - **File**: `{path.name}`, {path.stat().st_size / 1e6:.1f} MB, skops format (load with
@@ -557,6 +712,7 @@ Intents (examples): {", ".join(f"{k} ({v})" for k, v in counts.items())}
 TRUSTED_TYPES = [
     f"{__name__}.IntentClassifier",
     f"{__name__}.SentenceEmbedder",
+    f"{__name__}.StaticEmbedder",
     "builtins.dict",
     "builtins.int",
     "numpy.dtype",
@@ -626,7 +782,7 @@ class IntentComponent:
         if not customers:
             return
         # One vectorised prediction for the whole batch: the encoder is far cheaper per text in batches.
-        labels, confidence = self.model.predict_with_other([d.text for d in customers], self.threshold)
+        labels, confidence = self.model.predict_with_other([text_of(d) for d in customers], self.threshold)
         for doc, label, conf in zip(customers, labels, confidence):
             doc._.intent, doc._.intent_confidence = str(label), float(conf)
 

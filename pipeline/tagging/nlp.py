@@ -52,6 +52,7 @@ EXTENSIONS = {
     "redacted_text": None,
     "pii_found": False,
     "pii_types": (),
+    "turn_text": None,  # the turn's text, read through doctext.text_of (Doc.text rebuilds it per read)
 }
 
 
@@ -105,6 +106,7 @@ class Tagger:
         docs = []
         for i, turn in enumerate(turns):
             doc = self.nlp.make_doc(turn.text)
+            doc._.turn_text = turn.text
             # Position in the sequence given, not Turn.index: the models learnt consecutive indexes.
             doc._.turn_index = i
             doc._.position = relative_position(i, n)

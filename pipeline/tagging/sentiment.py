@@ -29,6 +29,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..records import CUSTOMER, Turn, TurnTags
+from .doctext import text_of
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
@@ -132,7 +133,7 @@ class SentimentComponent:
         _chinese()
 
     def __call__(self, doc: Doc) -> Doc:
-        doc._.sentiment = score_text(doc.text)
+        doc._.sentiment = score_text(text_of(doc))
         return doc
 
 
