@@ -230,6 +230,26 @@ def test_default_tagger_on_an_english_call():
     assert {"acts", "intent"} <= set(tagger.model_versions)
 
 
+
+@pytest.mark.skipif(not all(p.is_file() for p in SHIPPED), reason="shipped acts/intent models not built")
+def test_calls_tagged_together_get_the_tags_they_get_alone():
+    tagger = load_tagger(TaggingConfig(), "en")
+    other = [
+        (CUSTOMER, "My card number is 4111 1111 1111 1111 and I was billed twice, this is awful."),
+        (AGENT, "I am sorry. I have refunded the second charge, it shows in three days."),
+        (CUSTOMER, "Great, that fixed it, thanks!"),
+    ]
+    calls = [turns_of(CALL), turns_of(other), turns_of(CALL[:1])]
+    together = tagger.tag_calls(calls)
+    alone = [tagger.tag(turns) for turns in calls]
+    # Equal but for the last bits of the confidences (the sums run in another order in a larger batch).
+    for a, b in zip(together, alone):
+        assert [(t.act, t.intent, t.entities, t.redacted_text, t.sentiment) for t in a] == [(t.act, t.intent, t.entities, t.redacted_text, t.sentiment) for t in b]
+        assert [t.act_confidence for t in a] == pytest.approx([t.act_confidence for t in b], abs=1e-9)
+        assert [t.intent_confidence for t in a] == pytest.approx([t.intent_confidence for t in b], abs=1e-9)
+    assert together[1][0].pii_found and "[CARD]" in together[1][0].redacted_text
+    assert tagger.tag_calls([]) == []
+
 # --- STC3 reading and evaluation --------------------------------------------------------------
 
 def test_majority_act_maps_labels_before_voting():

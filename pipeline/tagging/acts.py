@@ -10,6 +10,11 @@ The estimator reads one row per turn (see ``COLUMNS``) and predicts one of
    follows an offered solution, which is why that turn was the solution), so what
    the neighbours look like matters.
 
+Given ``votes`` (the share of annotators that chose each act), stage 1 learns from
+every act a turn received votes for, each weighted by its share, not from the
+majority label alone: a turn half the annotators called an offered solution says
+more about the rare acts than its label "other" does.
+
 Stage 2 is trained on out-of-fold stage-1 scores (folds grouped by dialogue) so
 that it learns how far to trust stage 1 on unseen text. It has no class weights by
 default, so its probabilities serve as ``act_confidence``. A turn whose speaker is
@@ -43,6 +48,7 @@ from spacy.tokens import Doc
 from threadpoolctl import threadpool_limits
 
 from .. import modelfiles
+from .doctext import text_of
 from ..records import ACTS, ROLES, UNKNOWN
 
 # One row per turn. `dialogue` only groups rows: neighbours are found by
@@ -202,6 +208,10 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
     stage2_class_weight : "balanced" or None
         Class weights of the stage-2 logistic regression (None keeps its probabilities
         calibrated enough to serve as confidences).
+    soft_labels : bool
+        With ``votes`` given to ``fit``, train stage 1 on the annotators' vote shares
+        (one weighted copy of a turn per act it got votes for); stage 2 and the
+        decision factors still learn from the majority labels.
     tune_decision : bool
         Choose per-class decision factors for macro-F1 on out-of-fold predictions.
     cv : int
@@ -221,6 +231,7 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
         sequence: bool = True,
         stage2_C: float = 0.2,
         stage2_class_weight: str | None = None,
+        soft_labels: bool = True,
         tune_decision: bool = True,
         cv: int = 5,
         random_state: int = 0,
@@ -234,6 +245,7 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
         self.sequence = sequence
         self.stage2_C = stage2_C
         self.stage2_class_weight = stage2_class_weight
+        self.soft_labels = soft_labels
         self.tune_decision = tune_decision
         self.cv = cv
         self.random_state = random_state
@@ -343,14 +355,21 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
 
     # -- fit / predict --
 
-    def fit(self, X, y):
+    def fit(self, X, y, votes=None):
+        """``votes``: optional (n_rows, len(ACTS)) shares of annotators per act, columns
+        in ``records.ACTS`` order; used by stage 1 when ``soft_labels`` is on."""
         # One thread: these fits are small, and on a shared machine oversubscribed
         # BLAS/OpenMP threads made them many times slower.
         with threadpool_limits(limits=1):
-            return self._fit(X, y)
+            return self._fit(X, y, votes)
 
-    def _fit(self, X, y):
+    def _fit(self, X, y, votes=None):
         X, y = self._validate(X, y)
+        if votes is not None:
+            votes = np.asarray(votes, dtype=float)
+            if votes.shape != (X.shape[0], len(ACTS)):
+                raise ValueError(f"votes must have shape ({X.shape[0]}, {len(ACTS)}) (one column per act in ACTS), got {votes.shape}")
+        soft = votes is not None and getattr(self, "soft_labels", False)
         self.classes_ = unique_labels(y)
         groups = X[:, DIALOGUE]
         n_groups = len(set(groups))
@@ -366,9 +385,15 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
         # prediction time. The vectorizers (unsupervised) are fitted once on all rows to save
         # time; only the classifier is refitted per fold, so no label leaks into the scores.
         svm = self.stage1_.named_steps["clf"]
-        oof_scores = cross_val_predict(clone(svm), F, y, cv=folds, method="decision_function")
-        oof_scores = oof_scores[:, None] if oof_scores.ndim == 1 else oof_scores
-        svm.fit(F, y)
+        if soft:
+            oof_scores = np.zeros((len(y), len(self.classes_)))
+            for train, held_out in folds:
+                oof_scores[held_out] = self._scores(_fit_soft(clone(svm), F[train], votes[train], self.classes_), F[held_out])
+            _fit_soft(svm, F, votes, self.classes_)
+        else:
+            oof_scores = cross_val_predict(clone(svm), F, y, cv=folds, method="decision_function")
+            oof_scores = oof_scores[:, None] if oof_scores.ndim == 1 else oof_scores
+            svm.fit(F, y)
         Z = self._stage2_features(X, oof_scores)
         self.stage2_ = self._stage2().fit(Z, y)
         if self.tune_decision:
@@ -392,6 +417,18 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
         X, _ = self._validate(X)
         proba = mask_by_role(self.predict_proba(X), list(X[:, ROLE]), self.classes_)
         return decide(proba, self.classes_, self.class_factors_)
+
+
+def _fit_soft(clf, F, votes: np.ndarray, classes: np.ndarray):
+    """Fit ``clf`` on one copy of each row per act with votes, weighted by the act's share.
+
+    Acts outside ``classes`` (absent from the majority labels) are left out, so the
+    classifier's classes stay those of stage 2.
+    """
+    columns = [ACTS.index(c) for c in classes]
+    shares = votes[:, columns]
+    rows, which = np.nonzero(shares > 0)
+    return clf.fit(F[rows], np.asarray(classes, dtype=object)[which], sample_weight=shares[rows, which])
 
 
 # The nugget labels are role-specific by definition (CNUG* are customer turns, HNUG*
@@ -530,7 +567,7 @@ class ActsComponent:
                 dialogue += 1
             last = index
             role = doc._.role if doc._.role in ROLES else UNKNOWN
-            rows.append([doc.text, role, float(doc._.position), index, doc._.prev_text or "", doc._.next_text or "", dialogue])
+            rows.append([text_of(doc), role, float(doc._.position), index, doc._.prev_text or "", doc._.next_text or "", dialogue])
         proba = mask_by_role(self.model.predict_proba(as_table(rows)), [r[1] for r in rows], self.model.classes_)
         acts = decide(proba, self.model.classes_, self.model.class_factors_)
         for doc, act, p in zip(docs, acts, proba):

@@ -117,23 +117,39 @@ class Tagger:
         return docs
 
     def tag(self, turns: Sequence[Turn]) -> list[TurnTags]:
-        docs = list(self.nlp.pipe(self.docs(turns), batch_size=self.batch_size))
-        if self.nlp.has_pipe(PII_COMPONENT):
-            # Numbers read out across turns and names said in another turn need the whole call.
-            _entities.link_call(docs)
-        return [
-            TurnTags(
-                act=doc._.act,
-                act_confidence=float(doc._.act_confidence),
-                intent=doc._.intent,
-                intent_confidence=float(doc._.intent_confidence or 0.0),
-                sentiment=float(doc._.sentiment),
-                entities=tuple(doc._.entities),
-                redacted_text=doc._.redacted_text,
-                pii_found=bool(doc._.pii_found),
-            )
-            for doc in docs
-        ]
+        return self.tag_calls([turns])[0]
+
+    def tag_calls(self, calls: Sequence[Sequence[Turn]]) -> list[list[TurnTags]]:
+        """Tags for the turns of each call; many calls go through ``nlp.pipe`` together.
+
+        Batches hold several calls (the acts component never cuts one in two), so the
+        scikit-learn models run once per batch rather than once per call: with a few
+        turns per call their fixed cost per call was most of the tagging time.
+        """
+        docs = [doc for turns in calls for doc in self.docs(turns)]
+        docs = list(self.nlp.pipe(docs, batch_size=self.batch_size))
+        out, start = [], 0
+        for turns in calls:
+            call_docs = docs[start:start + len(turns)]
+            start += len(turns)
+            if self.nlp.has_pipe(PII_COMPONENT):
+                # Numbers read out across turns and names said in another turn need the whole call.
+                _entities.link_call(call_docs)
+            out.append([_tags(doc) for doc in call_docs])
+        return out
+
+
+def _tags(doc: Doc) -> TurnTags:
+    return TurnTags(
+        act=doc._.act,
+        act_confidence=float(doc._.act_confidence),
+        intent=doc._.intent,
+        intent_confidence=float(doc._.intent_confidence or 0.0),
+        sentiment=float(doc._.sentiment),
+        entities=tuple(doc._.entities),
+        redacted_text=doc._.redacted_text,
+        pii_found=bool(doc._.pii_found),
+    )
 
 
 @functools.lru_cache(maxsize=8)
