@@ -19,6 +19,9 @@ Prints, measured in the same run:
 - the ratio to the target of 2,000 turns/s;
 - with ``--zh``, the same for the Chinese tagger on the STC3 Chinese dialogues;
 - with ``--intent-model``, all of it with another intent model (to weigh its cost);
+- the import path (tagging, redaction, scoring, events: ``processed_chunks``, what
+  ``callpipe import --workers N`` runs) over all English dialogues with 1 and 2 worker
+  processes (``--workers``), end to end and in steady state, and the ratio between them;
 
 and one JSON line with every figure.
 """
@@ -35,8 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import TaggingConfig  # noqa: E402
-from pipeline.importers import IMPORT_CHUNK, load_transcripts  # noqa: E402
+from pipeline.config import Config, TaggingConfig  # noqa: E402
+from pipeline.importers import IMPORT_CHUNK, load_transcripts, processed_chunks  # noqa: E402
 from pipeline.records import CUSTOMER  # noqa: E402
 from pipeline.tagging import entities, sentiment  # noqa: E402
 from pipeline.tagging.nlp import PII_COMPONENT, Tagger, load_tagger  # noqa: E402
@@ -156,6 +159,34 @@ def run(lang: str, calls, peer_calls: int, cfg: TaggingConfig) -> dict:
     return figures
 
 
+def import_path(lang: str, calls, workers: int, cfg: TaggingConfig, chunk: int) -> dict:
+    """Turns/s of the import path (tagging, redaction, scoring, events) in ``workers`` processes.
+
+    ``processed_chunks`` as `callpipe import --workers N` runs it. End to end includes
+    starting the workers and loading their models; steady state counts the turns of the
+    chunks after each worker's first (which pays for the loading) over the time from the
+    ``workers``-th result to the last.
+    """
+    config = Config(tagging=cfg)
+    pieces = chunks(calls, chunk)
+    arrivals = []
+    start = time.perf_counter()
+    for done, _ in processed_chunks(pieces, config, workers):
+        arrivals.append((time.perf_counter(), sum(len(c.turns) for c in done)))
+    total = time.perf_counter() - start
+    turns = sum(n for _, n in arrivals)
+    steady_turns = sum(n for _, n in arrivals[workers:])
+    steady_s = arrivals[-1][0] - arrivals[workers - 1][0] if len(arrivals) > workers else float("nan")
+    figures = {
+        "lang": lang, "workers": workers, "calls": len(calls), "turns": turns, "chunk_calls": chunk,
+        "end_to_end_turns_per_s": round(turns / total, 1),
+        "steady_turns_per_s": round(steady_turns / steady_s, 1) if steady_s == steady_s else None,
+    }
+    print(f"[{lang}] import path, {workers} worker(s), {len(calls)} calls in chunks of {chunk}: "
+          f"{figures['end_to_end_turns_per_s']:.0f} turns/s end to end, {figures['steady_turns_per_s']} turns/s steady state")
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="STC3 helpdesk folder (or a data folder holding it)")
@@ -163,12 +194,23 @@ def main() -> None:
     parser.add_argument("--peer-calls", type=int, default=200, help="dialogues for the one-call-at-a-time and one-turn-per-batch peers")
     parser.add_argument("--zh", action="store_true", help="also measure the Chinese tagger")
     parser.add_argument("--intent-model", help="another intent model (name or path) in place of the default, to compare")
+    parser.add_argument("--workers", default="1,2", help="worker counts for the import path (comma-separated; '' skips it)")
+    parser.add_argument("--import-calls", type=int, default=0, help="dialogues for the import path (0: all)")
+    parser.add_argument("--chunk", type=int, default=64, help="calls per chunk for the import path")
     args = parser.parse_args()
     cfg = TaggingConfig(intent_model=args.intent_model) if args.intent_model else TaggingConfig()
     results = [run("en", dialogues(args.data, "en", args.calls), args.peer_calls, cfg)]
     if args.zh:
         results.append(run("zh", dialogues(args.data, "zh", args.calls), args.peer_calls, cfg))
-    print(json.dumps({"benchmark": "tagging", "results": results}))
+    imports = []
+    for workers in [int(w) for w in args.workers.split(",") if w.strip()]:
+        imports.append(import_path("en", dialogues(args.data, "en", args.import_calls), workers, cfg, args.chunk))
+    if len(imports) > 1 and imports[0]["steady_turns_per_s"] and imports[-1]["steady_turns_per_s"]:
+        best = imports[-1]
+        print(f"[en] import path, {best['workers']} workers vs 1: steady-state ratio "
+              f"{best['steady_turns_per_s'] / imports[0]['steady_turns_per_s']:.2f}; vs target {TARGET:.0f} turns/s: "
+              f"ratio {best['steady_turns_per_s'] / TARGET:.3f}")
+    print(json.dumps({"benchmark": "tagging", "results": results, "import_path": imports}))
 
 
 if __name__ == "__main__":

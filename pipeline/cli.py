@@ -289,6 +289,7 @@ def _add_import(sub) -> None:
     p.add_argument("paths", nargs="+", type=Path, help=".json transcript files or folders holding them")
     p.add_argument("--out", type=Path, required=True, help="run directory: store, per-call JSON, report")
     p.add_argument("--force", action="store_true", help="redo calls already stored unchanged")
+    p.add_argument("--workers", type=int, default=1, help="processes that tag and score in parallel (default 1)")
     p.add_argument("--log-json", action="store_true", help="one JSON object per log line")
     p.add_argument("--no-report", action="store_true", help="skip writing the HTML report")
     _config_args(p)
@@ -299,9 +300,11 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from .batch import RunLockedError, SetupError
     from .importers import import_transcripts
 
+    if args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
     cfg = _load_config(args, {"report": {"enabled": False}} if args.no_report else None)
     try:
-        return import_transcripts(args.paths, args.out, cfg, force=args.force, log_json=args.log_json).exit_code
+        return import_transcripts(args.paths, args.out, cfg, force=args.force, log_json=args.log_json, workers=args.workers).exit_code
     except (RunLockedError, SetupError) as exc:
         raise UsageError(str(exc)) from None
 

@@ -21,8 +21,8 @@ import hashlib
 import json
 import re
 import time
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from .config import Config
@@ -223,6 +223,39 @@ def process_transcripts(calls: Sequence[Call], cfg: Config) -> list:
     return [tags[i] if isinstance(tags[i], Exception) else _finish_call(call, tags[i], cfg) for i, call in enumerate(calls)]
 
 
+def processed_chunks(chunks: Iterable[Sequence[Call]], cfg: Config, workers: int = 1) -> Iterator[tuple[Sequence[Call], list]]:
+    """``(chunk, process_transcripts(chunk, cfg))`` for each chunk, in order.
+
+    With ``workers > 1`` the chunks are processed in that many spawned processes, each
+    loading the taggers once; a few chunks per worker are in flight at a time, so memory
+    stays flat however many calls come. A worker that dies fails the calls of its chunk.
+    """
+    if workers <= 1:
+        for chunk in chunks:
+            yield chunk, process_transcripts(chunk, cfg)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    ctx = multiprocessing.get_context("spawn")  # as the batch runner's workers: no fork after library start-up
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        in_flight: deque = deque()  # (chunk, future), oldest first
+        for chunk in chunks:
+            in_flight.append((chunk, pool.submit(process_transcripts, chunk, cfg)))
+            if len(in_flight) >= 2 * workers:
+                yield _chunk_result(*in_flight.popleft(), BrokenProcessPool)
+        while in_flight:
+            yield _chunk_result(*in_flight.popleft(), BrokenProcessPool)
+
+
+def _chunk_result(chunk, future, broken):
+    try:
+        return chunk, future.result()
+    except broken:
+        return chunk, [RuntimeError("worker process died while processing this call")] * len(chunk)
+
+
 def _finish_call(call: Call, tags, cfg: Config):
     from .privacy import redact_call
     from .scoring import analyze_call
@@ -250,17 +283,21 @@ def transcript_fingerprint(call: Call, cfg: Config, models: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def import_transcripts(paths: Sequence[str | Path], out_dir: str | Path, cfg: Config, *, force: bool = False, log_json: bool = False):
+def import_transcripts(paths: Sequence[str | Path], out_dir: str | Path, cfg: Config, *, force: bool = False,
+                       log_json: bool = False, workers: int = 1):
     """Store every call of the given transcript files in ``out_dir`` as `callpipe run` does.
 
     One transaction per call (Store.save_call), the call's JSON, then the cross-call
     analytics and the report. Unchanged calls are skipped unless ``force``. A bad file
-    is recorded as failed and the others go on. Returns the batch's RunSummary.
+    or call is recorded as failed and the others go on. ``workers`` processes tag and
+    score in parallel; this process alone writes the store. Returns the batch's RunSummary.
     """
     from .batch import Log, RunLock, RunSummary, _finish, models_fingerprint, record_failure
     from .export import write_call_json
     from .store import Store
 
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     log = Log(as_json=log_json)
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -268,30 +305,41 @@ def import_transcripts(paths: Sequence[str | Path], out_dir: str | Path, cfg: Co
         models = models_fingerprint(cfg)
         run_id = store.start_run(cfg.to_dict(), {"models_fingerprint": models})
         summary = RunSummary(run_id=run_id, out_dir=out_dir)
-        for path in _expand(paths):
-            try:
-                calls = load_transcripts(path)
-            except (TranscriptError, KeyError, TypeError, ValueError) as exc:
-                record_failure(store, summary, log, str(path), f"{path}: {exc}" if str(path) not in str(exc) else str(exc))
-                continue
-            todo = []
-            for call in calls:
-                fingerprint = transcript_fingerprint(call, cfg, models)
-                if not force and store.call_fingerprint(call.call_id) == fingerprint:
-                    summary.skipped += 1
-                else:
-                    todo.append((call, fingerprint))
-            for start in range(0, len(todo), IMPORT_CHUNK):
-                chunk = todo[start:start + IMPORT_CHUNK]
-                for (call, fingerprint), result in zip(chunk, process_transcripts([c for c, _ in chunk], cfg)):
-                    if isinstance(result, Exception):  # one bad call must not stop the import
-                        record_failure(store, summary, log, str(path), f"{path}: {call.call_id}: {result} ({result.__class__.__name__})")
+        sources: deque[tuple[Path, str]] = deque()  # (file, fingerprint) of each call sent, in order
+
+        def todo() -> Iterator[list[Call]]:
+            """Chunks of the calls that need processing, file after file."""
+            chunk: list[Call] = []
+            for path in _expand(paths):
+                try:
+                    calls = load_transcripts(path)
+                except (TranscriptError, KeyError, TypeError, ValueError) as exc:
+                    record_failure(store, summary, log, str(path), f"{path}: {exc}" if str(path) not in str(exc) else str(exc))
+                    continue
+                for call in calls:
+                    fingerprint = transcript_fingerprint(call, cfg, models)
+                    if not force and store.call_fingerprint(call.call_id) == fingerprint:
+                        summary.skipped += 1
                         continue
-                    call, tags, analysis, events = result
-                    store.save_call(run_id, call, tags, analysis, events, fingerprint=fingerprint)
-                    write_call_json(store, out_dir, call.call_id)
-                    summary.processed += 1
-                    summary.flagged.extend((call.call_id, flag) for flag in analysis.flags)
+                    sources.append((path, fingerprint))
+                    chunk.append(call)
+                    if len(chunk) == IMPORT_CHUNK:
+                        yield chunk
+                        chunk = []
+            if chunk:
+                yield chunk
+
+        for chunk, results in processed_chunks(todo(), cfg, workers):
+            for call, result in zip(chunk, results):
+                path, fingerprint = sources.popleft()
+                if isinstance(result, Exception):  # one bad call must not stop the import
+                    record_failure(store, summary, log, str(path), f"{path}: {call.call_id}: {result} ({result.__class__.__name__})")
+                    continue
+                call, tags, analysis, events = result
+                store.save_call(run_id, call, tags, analysis, events, fingerprint=fingerprint)
+                write_call_json(store, out_dir, call.call_id)
+                summary.processed += 1
+                summary.flagged.extend((call.call_id, flag) for flag in analysis.flags)
         if summary.skipped:
             log("skipped", f"{summary.skipped} call(s) unchanged since an earlier run (use --force to redo them)", count=summary.skipped)
         _finish(store, out_dir, cfg, summary, log, started)

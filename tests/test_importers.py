@@ -121,3 +121,26 @@ def test_cli_import(tmp_path, keyword_tagger):
     src.write_text(json.dumps(STC3))
     assert main(["import", str(src), "--out", str(tmp_path / "o"), "--no-report"]) == 0
     assert (tmp_path / "o" / "calls" / "stc3-en-102.json").exists()
+
+
+def test_two_workers_store_what_one_does(tmp_path):
+    from pipeline.store import Store
+
+    dialogues = [
+        {**d, "id": f"{d['id']}{k}", "turns": [{**t, "utterances": [f"{u} (case {k})" for u in t["utterances"]]} for t in d["turns"]]}
+        for k in range(3) for d in STC3
+    ]
+    src = tmp_path / "train_data_en.json"
+    src.write_text(json.dumps(dialogues + dialogues[:1]))  # the first dialogue twice: stored once
+    cfg = Config(report=Config().report.__class__(enabled=False))
+
+    def stored(out):
+        with Store(out) as store:
+            return {cid: [(t["role"], t["text"], t["tags"]["act"], t["tags"]["intent"], t["tags"]["sentiment"]) for t in store.call_record(cid)["turns"]]
+                    for cid in store.call_ids()}
+
+    one = import_transcripts([src], tmp_path / "one", cfg)
+    two = import_transcripts([src], tmp_path / "two", cfg, workers=2)
+    assert one.processed == two.processed == len(dialogues) + 1 and one.failed == two.failed == 0
+    assert stored(tmp_path / "one") == stored(tmp_path / "two")
+    assert len(stored(tmp_path / "two")) == len(dialogues)
