@@ -49,6 +49,7 @@ from threadpoolctl import threadpool_limits
 
 from .. import modelfiles
 from .doctext import text_of
+from .tfidf import fast_tfidf
 from ..records import ACTS, ROLES, UNKNOWN
 
 # One row per turn. `dialogue` only groups rows: neighbours are found by
@@ -128,42 +129,6 @@ class Tfidf(TfidfVectorizer):
         super().__setstate__(state)
         if terms is not None:
             self.vocabulary_ = {str(term): i for i, term in enumerate(terms)}
-
-
-def _tfidf_rows(vectorizer: TfidfVectorizer, texts: np.ndarray, analysed: dict) -> sparse.csr_matrix:
-    """``vectorizer.transform(texts)`` for a fitted TF-IDF; ``analysed`` shares the analyses
-    (keyed by the analyzer's settings and the text) between vectorizers that analyse alike."""
-    analyzer = vectorizer.build_analyzer()
-    key = (vectorizer.analyzer, vectorizer.ngram_range, vectorizer.lowercase, vectorizer.token_pattern)
-    lookup = vectorizer.vocabulary_.get
-    n_terms = len(vectorizer.vocabulary_)
-    ids: list[int] = []
-    lengths = np.zeros(len(texts), dtype=np.int64)
-    for r, text in enumerate(texts):
-        text = text if isinstance(text, str) else ""
-        terms = analysed.get((key, text))
-        if terms is None:
-            terms = analysed[(key, text)] = analyzer(text)
-        found = [j for j in map(lookup, terms) if j is not None]
-        ids.extend(found)
-        lengths[r] = len(found)
-    # Count (row, term) pairs in one go; np.unique also sorts them as CSR wants.
-    keys, counts = np.unique(np.repeat(np.arange(len(texts), dtype=np.int64), lengths) * n_terms + np.asarray(ids, dtype=np.int64), return_counts=True)
-    rows, cols = np.divmod(keys, n_terms)
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(texts)))])
-    # TfidfTransformer.transform, written out: its input validation costs more than the sums.
-    tfidf = vectorizer._tfidf
-    data = counts.astype(np.float64)
-    if tfidf.sublinear_tf:
-        data = np.log(data) + 1.0
-    if tfidf.use_idf:
-        data *= tfidf.idf_[cols]
-    if tfidf.norm == "l2":
-        norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=len(texts)))
-        data /= np.where(norms > 0, norms, 1.0)[rows]
-    elif tfidf.norm is not None:
-        raise ValueError(f"unsupported TF-IDF norm {tfidf.norm!r}")
-    return sparse.csr_matrix((data.astype(vectorizer.dtype), cols, indptr), shape=(len(texts), n_terms))
 
 
 def _text_vectorizers(lang: str, max_features: int) -> list[tuple[str, Tfidf]]:
@@ -330,19 +295,20 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
         """``stage1_.decision_function(X)`` without the per-call overhead of ColumnTransformer.
 
         Tagging calls this once per call of a few turns, where scikit-learn's validation
-        and dispatch cost far more than the arithmetic. Each distinct text is analysed
-        once (a turn's text is also its neighbours' context), then looked up in each
-        vectorizer's vocabulary. Same numbers as the pipeline (a test checks it).
+        and dispatch cost far more than the arithmetic. Each distinct text is analysed,
+        looked up and counted once (a turn's text is also its neighbours' context; see
+        tfidf.py). Same numbers as the pipeline (a test checks it).
         """
         features = self.stage1_.named_steps["features"]
         svm = self.stage1_.named_steps["clf"]
-        analysed: dict[tuple[int, str], list[str]] = {}
+        tfidf = fast_tfidf(features, [t for _, t, _ in features.transformers_ if isinstance(t, TfidfVectorizer)])
+        cache: dict = {}
         blocks = []
         for _, transformer, columns in features.transformers_:
             if transformer == "drop":
                 continue
             if isinstance(transformer, TfidfVectorizer):
-                blocks.append(_tfidf_rows(transformer, X[:, columns], analysed))
+                blocks.append(tfidf.transform(transformer, X[:, columns], cache))
             elif isinstance(transformer, OneHotEncoder):
                 categories = transformer.categories_[0]
                 values = X[:, columns[0]]

@@ -50,8 +50,8 @@ from spacy.util import minibatch
 from .. import modelfiles
 from ..config import MODELS_DIR, REPO_ROOT
 from ..records import CUSTOMER, UNKNOWN
-from .acts import _tfidf_rows
 from .doctext import text_of
+from .tfidf import fast_tfidf
 
 OTHER = "other"
 DEFAULT_TAXONOMY = REPO_ROOT / "configs" / "intents.toml"
@@ -452,13 +452,14 @@ class IntentClassifier(ClassifierMixin, BaseEstimator):
         if not texts:
             return np.zeros((0, len(clf.classes_)))
         weights = union.transformer_weights or {}
-        analysed: dict = {}
+        tfidf = fast_tfidf(union, [b for _, b in union.transformer_list if isinstance(b, TfidfVectorizer)])
+        cache: dict = {}
         blocks = []
         for name, block in union.transformer_list:
             if block == "drop":
                 continue
             if isinstance(block, TfidfVectorizer):
-                features = _tfidf_rows(block, texts, analysed)
+                features = tfidf.transform(block, texts, cache)
             else:
                 features = sparse.csr_matrix(block.transform(texts))
             blocks.append(features * weights[name] if name in weights else features)
