@@ -99,14 +99,39 @@ def processor() -> CallProcessor | None:
     return _PROCESSOR
 
 
-def _init_worker(cfg: Config) -> None:
+def _init_worker(cfg: Config, started=None, gpus: int = 0) -> None:
     # The parent decides when to stop; a worker finishes the call it has.
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:  # not the main thread
         pass
+    if gpus and started is not None:
+        pin_gpu(started, gpus)
     global _PROCESSOR
     _PROCESSOR = CallProcessor(cfg)
+
+
+def pin_gpu(started, gpus: int) -> int:
+    """Give this worker process one GPU of ``gpus``, in the order the workers start.
+
+    ``started`` is a shared counter. Set before CUDA starts in this process, so the engines
+    see that GPU alone and load one model on it: one worker per GPU.
+    """
+    with started.get_lock():
+        index = started.value
+        started.value += 1
+    gpu = index % gpus
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    return gpu
+
+
+def _local_gpus(cfg: Config) -> int:
+    """GPUs that local worker processes are spread over (0 on CPU)."""
+    if cfg.asr.device not in ("auto", "cuda"):
+        return 0
+    from .transcribe.base import cuda_device_counts
+
+    return max(cuda_device_counts())
 
 
 def _init_worker_in_process(cfg: Config) -> None:
@@ -143,7 +168,11 @@ def _threads_per_worker(cfg: Config, workers: int, cores: int | None = None) -> 
 # --- this machine ------------------------------------------------------------------------------------
 
 class LocalExecutor(Executor):
-    """One worker: in this process. N workers: N spawned processes, each loading the models once."""
+    """One worker: in this process. N workers: N spawned processes, each loading the models once.
+
+    One process uses every GPU it sees (a model replica on each); with N workers and GPUs,
+    each worker is pinned to one GPU in turn, so N = the number of GPUs is one worker per GPU.
+    """
 
     def __init__(self, cfg: Config, workers: int = 1):
         self.workers = workers
@@ -162,8 +191,10 @@ class LocalExecutor(Executor):
 
         pending = list(reversed(todo))
         ctx = multiprocessing.get_context("spawn")  # fork after torch/CTranslate2 start-up is unsafe
+        gpus = _local_gpus(cfg)
         while pending:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg,)) as pool:
+            started = ctx.Value("i", 0)
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg, started, gpus)) as pool:
                 in_flight: dict[Future, tuple[CallInput, str]] = {}
                 broken = False
                 while (pending or in_flight) and not broken:

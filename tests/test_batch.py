@@ -230,3 +230,21 @@ def test_a_file_deleted_after_planning_fails_with_a_reason(tmp_path):
     _init_worker_in_process(Config())
     status, reason = _process_one(CallInput(path, call_id="gone"), "0" * 64)
     assert status == "failed" and reason == f"{path}: file not found"
+
+
+def test_local_workers_are_pinned_one_per_gpu_in_turn(monkeypatch):
+    import dataclasses
+    import multiprocessing
+
+    from pipeline import executors
+    from pipeline.config import Config
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    started = multiprocessing.get_context("spawn").Value("i", 0)
+    assert [executors.pin_gpu(started, 2) for _ in range(3)] == [0, 1, 0]
+    assert executors.os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    monkeypatch.setattr("pipeline.transcribe.base.cuda_device_counts", lambda: (3, 2))
+    assert executors._local_gpus(Config()) == 3
+    cpu = Config()
+    cpu = dataclasses.replace(cpu, asr=dataclasses.replace(cpu.asr, device="cpu"))
+    assert executors._local_gpus(cpu) == 0
