@@ -528,17 +528,20 @@ class ActsComponent:
             return
         rows, dialogue, last = [], 0, None
         for doc in docs:
-            index = int(doc._.turn_index)
+            ext = doc._
+            index = int(ext.turn_index)
             if last is not None and index <= last:
                 dialogue += 1
             last = index
-            role = doc._.role if doc._.role in ROLES else UNKNOWN
-            rows.append([text_of(doc), role, float(doc._.position), index, doc._.prev_text or "", doc._.next_text or "", dialogue])
+            role = ext.role if ext.role in ROLES else UNKNOWN
+            rows.append([text_of(doc), role, float(ext.position), index, ext.prev_text or "", ext.next_text or "", dialogue])
         proba = mask_by_role(self.model.predict_proba(as_table(rows)), [r[1] for r in rows], self.model.classes_)
         acts = decide(proba, self.model.classes_, self.model.class_factors_)
+        classes = list(self.model.classes_)
         for doc, act, p in zip(docs, acts, proba):
-            doc._.act = str(act)
-            doc._.act_confidence = float(p[list(self.model.classes_).index(act)])
+            ext = doc._
+            ext.act = str(act)
+            ext.act_confidence = float(p[classes.index(act)])
 
 
 def _whole_dialogue_batches(docs: Iterable[Doc], batch_size: int) -> Iterator[list[Doc]]:

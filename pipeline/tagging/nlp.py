@@ -106,13 +106,14 @@ class Tagger:
         docs = []
         for i, turn in enumerate(turns):
             doc = self.nlp.make_doc(turn.text)
-            doc._.turn_text = turn.text
+            ext = doc._  # each `doc._` builds a new accessor object: one per doc
+            ext.turn_text = turn.text
             # Position in the sequence given, not Turn.index: the models learnt consecutive indexes.
-            doc._.turn_index = i
-            doc._.position = relative_position(i, n)
-            doc._.role = turn.role if turn.role in ROLES else UNKNOWN
-            doc._.prev_text = turns[i - 1].text if i > 0 else ""
-            doc._.next_text = turns[i + 1].text if i + 1 < n else ""
+            ext.turn_index = i
+            ext.position = relative_position(i, n)
+            ext.role = turn.role if turn.role in ROLES else UNKNOWN
+            ext.prev_text = turns[i - 1].text if i > 0 else ""
+            ext.next_text = turns[i + 1].text if i + 1 < n else ""
             docs.append(doc)
         return docs
 
@@ -140,15 +141,16 @@ class Tagger:
 
 
 def _tags(doc: Doc) -> TurnTags:
+    ext = doc._
     return TurnTags(
-        act=doc._.act,
-        act_confidence=float(doc._.act_confidence),
-        intent=doc._.intent,
-        intent_confidence=float(doc._.intent_confidence or 0.0),
-        sentiment=float(doc._.sentiment),
-        entities=tuple(doc._.entities),
-        redacted_text=doc._.redacted_text,
-        pii_found=bool(doc._.pii_found),
+        act=ext.act,
+        act_confidence=float(ext.act_confidence),
+        intent=ext.intent,
+        intent_confidence=float(ext.intent_confidence or 0.0),
+        sentiment=float(ext.sentiment),
+        entities=tuple(ext.entities),
+        redacted_text=ext.redacted_text,
+        pii_found=bool(ext.pii_found),
     )
 
 
