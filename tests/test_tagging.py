@@ -18,7 +18,7 @@ from pipeline.records import ACTS, AGENT, CUSTOMER, UNKNOWN, Turn, TurnTags
 from pipeline.tagging import Tagger, load_tagger
 from pipeline.tagging.acts import ActClassifier, _whole_dialogue_batches, as_table, dialogue_rows, load_model, save_model
 from pipeline.tagging.nlp import acts_model_for, build_nlp
-from pipeline.tagging.training import evaluate_acts, load_stc3, majority_act
+from pipeline.tagging.training import evaluate_acts, load_stc3, majority_act, vote_shares
 
 PROBLEMS = [
     "My internet connection is not working since yesterday, please help",
@@ -257,6 +257,30 @@ def test_majority_act_maps_labels_before_voting():
     # 7 say confirmed, 12 say not: regular and not-a-nugget both mean "no act".
     assert majority_act(["CNUG*"] * 7 + ["CNUG"] * 6 + ["CNaN"] * 6) == "other"
     assert majority_act(["HNUG*"] * 10 + ["HNUG"] * 9) == "solution_offered"
+
+
+def test_vote_shares_follow_the_acts_order():
+    shares = vote_shares(["CNUG0"] * 10 + ["CNUG*"] * 5 + ["CNaN"] * 4)
+    assert dict(zip(ACTS, shares)) == pytest.approx(
+        {"problem_stated": 10 / 19, "solution_confirmed": 5 / 19, "other": 4 / 19, "solution_offered": 0.0}
+    )
+
+
+def test_soft_labels_learn_from_the_minority_votes():
+    """A turn most annotators call "other" but many call a confirmation pulls stage 1 towards
+    a confirmation only when the votes are given."""
+    X, y = to_xy(inline_dialogues())
+    votes = np.array([[float(act == a) for a in ACTS] for act in y])
+    ambiguous = [i for i, text in enumerate(X[:, 0]) if str(text) in REPLIES]
+    confirmed, other = ACTS.index("solution_confirmed"), ACTS.index("other")
+    votes[ambiguous, confirmed], votes[ambiguous, other] = 0.45, 0.55
+    hard = ActClassifier(lang="en", cv=3).fit(X, y)
+    soft = ActClassifier(lang="en", cv=3).fit(X, y, votes=votes)
+    column = list(hard.classes_).index("solution_confirmed")
+    rows = X[ambiguous]
+    assert (soft._fast_scores(rows)[:, column] > hard._fast_scores(rows)[:, column]).all()
+    with pytest.raises(ValueError, match="votes must have shape"):
+        ActClassifier(lang="en", cv=3).fit(X, y, votes=votes[:, :2])
 
 
 def stc3_json(dialogues) -> list[dict]:
