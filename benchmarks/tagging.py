@@ -21,7 +21,9 @@ Prints, measured in the same run:
 - with ``--intent-model``, all of it with another intent model (to weigh its cost);
 - the import path (tagging, redaction, scoring, events: ``processed_chunks``, what
   ``callpipe import --workers N`` runs) over all English dialogues with 1 and 2 worker
-  processes (``--workers``), end to end and in steady state, and the ratio between them;
+  processes (``--workers``), end to end and in steady state, and the ratio between them
+  (``--import-copies K`` runs it on K distinct copies of the dialogues, so that the
+  workers' start-up weighs on the end-to-end figure as it does over a night of calls);
 
 and one JSON line with every figure.
 """
@@ -32,6 +34,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from collections import Counter
 from pathlib import Path
 
@@ -56,6 +59,17 @@ def dialogues(data: Path, lang: str, limit: int) -> list:
         sys.exit(f"{path}: not found; give --data with the STC3 helpdesk folder (train_data_en.json, train_data_cn.json)")
     calls = [c for c in load_transcripts(path) if c.turns]
     return calls[:limit] if limit else calls
+
+
+def replicate(calls, copies: int) -> list:
+    """``calls`` ``copies`` times, each copy after the first with new call ids and a case
+    number added to every turn, so that no text is seen twice (as in a night of real calls)."""
+    out = list(calls)
+    for copy in range(1, copies):
+        for call in calls:
+            turns = tuple(replace(t, text=f"{t.text} case {copy}{t.index:03d}{len(out) % 997}") for t in call.turns)
+            out.append(replace(call, call_id=f"{call.call_id}-{copy}", turns=turns))
+    return out
 
 
 def timed(fn) -> tuple[float, float]:
@@ -175,15 +189,18 @@ def import_path(lang: str, calls, workers: int, cfg: TaggingConfig, chunk: int) 
         arrivals.append((time.perf_counter(), sum(len(c.turns) for c in done)))
     total = time.perf_counter() - start
     turns = sum(n for _, n in arrivals)
+    first_s = arrivals[workers - 1][0] - start if len(arrivals) >= workers else float("nan")
     steady_turns = sum(n for _, n in arrivals[workers:])
     steady_s = arrivals[-1][0] - arrivals[workers - 1][0] if len(arrivals) > workers else float("nan")
     figures = {
         "lang": lang, "workers": workers, "calls": len(calls), "turns": turns, "chunk_calls": chunk,
+        "wall_s": round(total, 2), "start_up_s": round(first_s, 2),
         "end_to_end_turns_per_s": round(turns / total, 1),
         "steady_turns_per_s": round(steady_turns / steady_s, 1) if steady_s == steady_s else None,
     }
     print(f"[{lang}] import path, {workers} worker(s), {len(calls)} calls in chunks of {chunk}: "
-          f"{figures['end_to_end_turns_per_s']:.0f} turns/s end to end, {figures['steady_turns_per_s']} turns/s steady state")
+          f"{figures['end_to_end_turns_per_s']:.0f} turns/s end to end ({total:.1f} s), {figures['steady_turns_per_s']} turns/s "
+          f"steady state (after the first {workers} chunk(s), {first_s:.1f} s with start-up)")
     return figures
 
 
@@ -196,6 +213,8 @@ def main() -> None:
     parser.add_argument("--intent-model", help="another intent model (name or path) in place of the default, to compare")
     parser.add_argument("--workers", default="1,2", help="worker counts for the import path (comma-separated; '' skips it)")
     parser.add_argument("--import-calls", type=int, default=0, help="dialogues for the import path (0: all)")
+    parser.add_argument("--import-copies", type=int, default=1,
+                        help="the import path's dialogues this many times, each copy's texts made distinct (a longer night)")
     parser.add_argument("--chunk", type=int, default=64, help="calls per chunk for the import path")
     args = parser.parse_args()
     cfg = TaggingConfig(intent_model=args.intent_model) if args.intent_model else TaggingConfig()
@@ -203,8 +222,9 @@ def main() -> None:
     if args.zh:
         results.append(run("zh", dialogues(args.data, "zh", args.calls), args.peer_calls, cfg))
     imports = []
+    night = replicate(dialogues(args.data, "en", args.import_calls), args.import_copies)
     for workers in [int(w) for w in args.workers.split(",") if w.strip()]:
-        imports.append(import_path("en", dialogues(args.data, "en", args.import_calls), workers, cfg, args.chunk))
+        imports.append(import_path("en", night, workers, cfg, args.chunk))
     if len(imports) > 1 and imports[0]["steady_turns_per_s"] and imports[-1]["steady_turns_per_s"]:
         best = imports[-1]
         print(f"[en] import path, {best['workers']} workers vs 1: steady-state ratio "
