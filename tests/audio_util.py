@@ -44,3 +44,10 @@ def call_excerpt(start: float, end: float) -> np.ndarray:
 def write_excerpt(path: Path, start: float, end: float) -> Path:
     pcm = (call_excerpt(start, end) * 32767).astype(np.int16)
     return write_audio(path, interleave(pcm), SAMPLE_RATE, "pcm_s16le", "s16", "stereo")
+
+
+def write_excerpts(folder: Path, excerpts) -> Path:
+    """``clip0.wav``, ``clip1.wav`` ... in ``folder``, one per (start, end) stretch of the call."""
+    for i, (start, end) in enumerate(excerpts):
+        write_excerpt(folder / f"clip{i}.wav", start, end)
+    return folder

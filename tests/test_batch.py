@@ -22,7 +22,7 @@ from pipeline.config import Config
 from pipeline.inputs import CallInput
 from pipeline.sequences import BETWEEN_TURNS_BASE
 
-from .audio_util import call_excerpt, interleave, write_audio, write_excerpt
+from .audio_util import call_excerpt, interleave, write_audio, write_excerpt, write_excerpts
 
 ROOT = Path(__file__).resolve().parent.parent
 # Six distinct stretches of the real call, each with both parties speaking.
@@ -31,10 +31,7 @@ EXCERPTS = [(0, 12), (44, 58), (140, 152), (200, 214), (213, 226), (228, 244)]
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clips")
-    for i, (start, end) in enumerate(EXCERPTS):
-        write_excerpt(folder / f"clip{i}.wav", start, end)
-    return folder
+    return write_excerpts(tmp_path_factory.mktemp("clips"), EXCERPTS)
 
 
 def _db(out: Path) -> sqlite3.Connection:

@@ -12,7 +12,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.config import BatchConfig, Config, ReportConfig
 
-from .audio_util import write_excerpt
+from .audio_util import write_excerpts
 from .conftest import JFK
 
 ray = pytest.importorskip("ray")
@@ -49,9 +49,7 @@ def ray_instance():
 def clips(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ray_clips")
     (folder / "jfk.flac").write_bytes(JFK.read_bytes())
-    for i, (start, end) in enumerate(EXCERPTS):
-        write_excerpt(folder / f"clip{i}.wav", start, end)
-    return folder
+    return write_excerpts(folder, EXCERPTS)
 
 
 def _db(out: Path) -> sqlite3.Connection:

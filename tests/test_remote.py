@@ -15,7 +15,7 @@ from pipeline import audio, remote
 from pipeline.cli import main
 from pipeline.inputs import CallInput, collect_inputs
 
-from .audio_util import write_excerpt
+from .audio_util import write_excerpts
 from .conftest import JFK
 
 fsspec = pytest.importorskip("fsspec")
@@ -26,10 +26,7 @@ EXCERPTS = [(0, 12), (44, 58)]
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("remote_clips")
-    for i, (start, end) in enumerate(EXCERPTS):
-        write_excerpt(folder / f"clip{i}.wav", start, end)
-    return folder
+    return write_excerpts(tmp_path_factory.mktemp("remote_clips"), EXCERPTS)
 
 
 @pytest.fixture(scope="module")
