@@ -38,7 +38,7 @@ class RunLockedError(Exception):
 
 
 class SetupError(Exception):
-    """The configured models cannot be loaded; nothing would succeed, so nothing is started."""
+    """The models or the output directory cannot be used; nothing would succeed, so nothing is started."""
 
 
 def preflight(cfg: Config) -> None:
@@ -104,7 +104,13 @@ class RunLock:
         self.path = Path(out_dir) / ".callpipe.lock"
 
     def __enter__(self) -> "RunLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        out = self.path.parent
+        if out.exists() and not out.is_dir():
+            raise SetupError(f"{out}: --out must be a directory, and this is a file")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SetupError(f"{out}: cannot create the output directory ({exc.strerror})") from None
         self.fh = open(self.path, "a+")
         try:
             fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -325,6 +325,10 @@ def _cmd_suggest(args: argparse.Namespace) -> int:
     from .suggest import suggest_for_call_turn, suggest_for_transcript
 
     cfg = _load_config(args)
+    if args.k is not None and args.k < 1:
+        raise UsageError(f"-k must be >= 1, got {args.k}")
+    if args.transcript and args.call is not None:
+        raise UsageError("suggest: give either --transcript FILE or --call ID --turn N, not both")
     k = args.k or cfg.suggest.k
     with _existing_store(args.out) as store:
         if args.transcript:
@@ -337,7 +341,7 @@ def _cmd_suggest(args: argparse.Namespace) -> int:
             try:
                 result = suggest_for_call_turn(store, args.call, args.turn, k, cfg.suggest)
             except KeyError as exc:
-                raise UsageError(f"not stored: {exc}") from None
+                raise UsageError(f"not stored: {exc.args[0] if exc.args else exc}") from None
         else:
             raise UsageError("suggest: give --call ID --turn N, or --transcript FILE")
     print(json.dumps(result, ensure_ascii=False, indent=2))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import signal
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -101,6 +102,8 @@ def stc3_reference(item: dict) -> dict | None:
     annotations = item.get("annotations") or []
     if not annotations:
         return None
+    if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
+        raise TranscriptError("'annotations' must be a list of objects")
     quality = {
         key: round(sum(a["quality"][key] for a in annotations) / len(annotations), 4)
         for key in ("A", "S", "E")
@@ -116,13 +119,16 @@ def stc3_reference(item: dict) -> dict | None:
     return {"quality": quality, "acts": acts, "act_agreement": agreement, "annotators": len(annotations)}
 
 
-def stc3_call(item: dict, source: str, language: str | None = None) -> Call:
-    """One STC3 dialogue as a text call; the id gets the language so en and zh copies never collide."""
+def stc3_call(item: dict, source: str, language: str | None = None, position: int = 0) -> Call:
+    """One STC3 dialogue as a text call; the id gets the language so en and zh copies never collide.
+
+    A dialogue without an id is named after its file and position, so two never share one.
+    """
     turns = []
     for i, t in enumerate(item["turns"]):
-        sender = t.get("sender")
+        sender = t.get("sender") if isinstance(t, dict) else None
         if sender not in STC3_ROLES:
-            raise TranscriptError(f"{source}: dialogue {item.get('id')}: turn {i}: unknown sender {sender!r}")
+            raise TranscriptError(f"turn {i}: unknown sender {sender!r} (expected 'customer' or 'helpdesk')")
         text = " ".join(u.strip() for u in t.get("utterances") or [] if isinstance(u, str) and u.strip())
         turns.append(Turn(index=i, role=STC3_ROLES[sender], start=0.0, end=0.0, text=text))
     language = language or detect_language([t.text for t in turns])
@@ -131,13 +137,21 @@ def stc3_call(item: dict, source: str, language: str | None = None) -> Call:
     if reference:
         metadata["reference"] = reference
     return Call(
-        call_id=_call_id(f"stc3-{language}-", item.get("id", "")),
+        call_id=_call_id(f"stc3-{language}-", item.get("id") or f"{Path(source).stem}-{position}"),
         source=source, duration=0.0, channels=0, language=language, turns=tuple(turns), metadata=metadata,
     )
 
 
 def _number(value, default: float = 0.0) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+
+
+def _whole(value, field: str, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TranscriptError(f"{field!r} must be a whole number, got {value!r}")
+    return value
 
 
 def callpipe_call(item: dict, source: str, position: int = 0) -> Call:
@@ -153,13 +167,15 @@ def callpipe_call(item: dict, source: str, position: int = 0) -> Call:
         )
         channel = t.get("channel")
         turns.append(Turn(
-            index=int(t.get("turn_index", t.get("index", i))), role=role if role in ROLES else UNKNOWN,
+            index=_whole(t.get("turn_index", t.get("index")), f"turn {i}: turn_index", i), role=role if role in ROLES else UNKNOWN,
             start=_number(t.get("start")), end=_number(t.get("end")), text=t.get("text", ""), words=words,
             channel=channel if isinstance(channel, int) else None,
         ))
     turns.sort(key=lambda t: t.index)
     timed = any(t.end > t.start for t in turns)
     duration = _number(item.get("duration"), max((t.end for t in turns), default=0.0))
+    if not isinstance(item.get("metadata") or {}, dict):
+        raise TranscriptError("'metadata' must be an object")
     metadata = dict(item.get("metadata") or {})
     metadata.setdefault("format", "callpipe")
     if not timed:
@@ -169,20 +185,48 @@ def callpipe_call(item: dict, source: str, position: int = 0) -> Call:
     raw_id = item.get("call_id") or f"{Path(source).stem}-{position}"
     return Call(
         call_id=_call_id("", raw_id), source=str(item.get("source") or source), duration=round(duration, 3),
-        channels=int(item.get("channels") or 0), language=str(language), turns=tuple(turns),
+        channels=_whole(item.get("channels"), "channels", 0), language=str(language), turns=tuple(turns),
         audio_sha256=str(item.get("audio_sha256") or ""), metadata=metadata,
     )
 
 
-def calls_from_data(data, source: str) -> list[Call]:
+def items_from_data(data, source: str) -> list[Call | TranscriptError]:
+    """Each item of a transcript file as a Call, or the one-line reason it could not be read."""
     kind = transcript_format(data)
     if kind is None:
         raise TranscriptError(f"{source}: neither STC3 dialogues nor callpipe per-call JSON (expected objects with 'turns')")
     items = data if isinstance(data, list) else [data]
-    if kind == "stc3":
-        language = "zh" if re.search(r"_(cn|zh)\b", Path(source).stem) else None
-        return [stc3_call(item, source, language) for item in items]
-    return [callpipe_call(item, source, i) for i, item in enumerate(items)]
+    language = "zh" if kind == "stc3" and re.search(r"_(cn|zh)\b", Path(source).stem) else None
+    out: list[Call | TranscriptError] = []
+    for n, item in enumerate(items):
+        try:
+            if not isinstance(item, dict) or not isinstance(item.get("turns"), list):
+                raise TranscriptError("not an object with a 'turns' list")
+            out.append(stc3_call(item, source, language, n) if kind == "stc3" else callpipe_call(item, source, n))
+        except (TranscriptError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            reason = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+            out.append(TranscriptError(f"{source}: item {n}{_named_item(item)}: {reason}"))
+    return out
+
+
+def _named_item(item) -> str:
+    name = item.get("id", item.get("call_id")) if isinstance(item, dict) else None
+    return f" ({name})" if name is not None else ""
+
+
+def calls_from_data(data, source: str) -> list[Call]:
+    """Every call in ``data``; the first unreadable item raises its TranscriptError."""
+    items = items_from_data(data, source)
+    for item in items:
+        if isinstance(item, TranscriptError):
+            raise item
+    return items
+
+
+def read_transcripts(path: str | Path) -> list[Call | TranscriptError]:
+    """Every item of one transcript file, each a Call or the reason it is unreadable."""
+    path = Path(path)
+    return items_from_data(_read_json(path), str(path.resolve()))
 
 
 def load_transcripts(path: str | Path) -> list[Call]:
@@ -239,7 +283,11 @@ def processed_chunks(chunks: Iterable[Sequence[Call]], cfg: Config, workers: int
     from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("spawn")  # as the batch runner's workers: no fork after library start-up
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    # Workers ignore SIGINT: a Ctrl-C reaches the whole process group, and the main process
+    # decides when to stop. Closing this generator early drops the chunks not yet started.
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=signal.signal,
+                               initargs=(signal.SIGINT, signal.SIG_IGN))
+    try:
         in_flight: deque = deque()  # (chunk, future), oldest first
         for chunk in chunks:
             in_flight.append((chunk, pool.submit(process_transcripts, chunk, cfg)))
@@ -247,6 +295,8 @@ def processed_chunks(chunks: Iterable[Sequence[Call]], cfg: Config, workers: int
                 yield _chunk_result(*in_flight.popleft(), BrokenProcessPool)
         while in_flight:
             yield _chunk_result(*in_flight.popleft(), BrokenProcessPool)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _chunk_result(chunk, future, broken):
@@ -292,7 +342,7 @@ def import_transcripts(paths: Sequence[str | Path], out_dir: str | Path, cfg: Co
     or call is recorded as failed and the others go on. ``workers`` processes tag and
     score in parallel; this process alone writes the store. Returns the batch's RunSummary.
     """
-    from .batch import Log, RunLock, RunSummary, _finish, models_fingerprint, record_failure
+    from .batch import Log, RunLock, RunSummary, _finish, _StopFlag, models_fingerprint, record_failure
     from .export import write_call_json
     from .store import Store
 
@@ -301,23 +351,38 @@ def import_transcripts(paths: Sequence[str | Path], out_dir: str | Path, cfg: Co
     log = Log(as_json=log_json)
     started = time.perf_counter()
     out_dir = Path(out_dir)
-    with RunLock(out_dir), Store(out_dir) as store:
+    with RunLock(out_dir), Store(out_dir) as store, _StopFlag() as stop:
         models = models_fingerprint(cfg)
         run_id = store.start_run(cfg.to_dict(), {"models_fingerprint": models})
         summary = RunSummary(run_id=run_id, out_dir=out_dir)
         sources: deque[tuple[Path, str]] = deque()  # (file, fingerprint) of each call sent, in order
+        seen: dict[str, tuple[Path, str]] = {}  # call id -> (file, fingerprint), this run
 
         def todo() -> Iterator[list[Call]]:
             """Chunks of the calls that need processing, file after file."""
             chunk: list[Call] = []
-            for path in _expand(paths):
+            for path in _expand(paths, log):
                 try:
-                    calls = load_transcripts(path)
-                except (TranscriptError, KeyError, TypeError, ValueError) as exc:
+                    items = read_transcripts(path)
+                except TranscriptError as exc:
                     record_failure(store, summary, log, str(path), f"{path}: {exc}" if str(path) not in str(exc) else str(exc))
                     continue
-                for call in calls:
+                for call in items:
+                    if isinstance(call, TranscriptError):
+                        record_failure(store, summary, log, str(path), str(call))
+                        continue
                     fingerprint = transcript_fingerprint(call, cfg, models)
+                    if call.call_id in seen:
+                        first, first_fingerprint = seen[call.call_id]
+                        if first_fingerprint == fingerprint:
+                            summary.duplicates += 1
+                            log("duplicate", f"skip {call.call_id} in {path}: same transcript as in {first}, which is processed once",
+                                source=str(path), call_id=call.call_id, duplicate_of=str(first))
+                        else:
+                            record_failure(store, summary, log, str(path), f"{path}: {call.call_id}: another transcript with this "
+                                           f"id came first (from {first}); give each call its own id")
+                        continue
+                    seen[call.call_id] = (path, fingerprint)
                     if not force and store.call_fingerprint(call.call_id) == fingerprint:
                         summary.skipped += 1
                         continue
@@ -340,18 +405,35 @@ def import_transcripts(paths: Sequence[str | Path], out_dir: str | Path, cfg: Co
                 write_call_json(store, out_dir, call.call_id)
                 summary.processed += 1
                 summary.flagged.extend((call.call_id, flag) for flag in analysis.flags)
+            if stop():  # what is stored stays; the calls in flight and the files not yet read wait for the next run
+                summary.interrupted = True
+                summary.remaining = len(sources)
+                break
         if summary.skipped:
             log("skipped", f"{summary.skipped} call(s) unchanged since an earlier run (use --force to redo them)", count=summary.skipped)
         _finish(store, out_dir, cfg, summary, log, started)
     return summary
 
 
-def _expand(paths: Sequence[str | Path]) -> list[Path]:
-    """Files as given; folders searched for .json transcripts (sorted)."""
+def _expand(paths: Sequence[str | Path], log=None) -> list[Path]:
+    """Files as given; folders searched for .json files (sorted).
+
+    In a folder, JSON that is not a transcript is passed over (and said so); a file that
+    is not readable JSON is kept, to fail with its reason: it may be a broken transcript.
+    """
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*.json") if is_transcript(f)))
-        else:
+        if not p.is_dir():
             out.append(p)
+            continue
+        passed_over = []
+        for f in sorted(f for f in p.rglob("*.json") if f.is_file()):
+            try:
+                readable = transcript_format(_read_json(f)) is not None
+            except TranscriptError:
+                readable = True
+            (out if readable else passed_over).append(f)
+        if passed_over and log is not None:
+            log("skipped", f"{p}: passed over {len(passed_over)} .json file(s) that are not transcripts "
+                f"(e.g. {passed_over[0].name})", count=len(passed_over))
     return out

@@ -164,3 +164,10 @@ def test_cli_suggest(tmp_path, capsys):
     assert out["acts"][0]["act"] == "solution_offered" and {"probability", "resolution_probability", "support"} <= set(out["acts"][0])
     assert out["responses"] and out["responses"][0]["text"].startswith("Please restart the router")
     assert main(["suggest", str(tmp_path)]) == 2
+    capsys.readouterr()
+    for bad in (["-k", "0"], ["-k", "-3"], ["--transcript", str(tmp_path / "t.json")]):
+        assert main(["suggest", str(tmp_path), "--call", "c2", "--turn", "0", *bad]) == 2
+    err = capsys.readouterr().err
+    assert "-k must be >= 1, got 0" in err and "-k must be >= 1, got -3" in err and "not both" in err
+    assert main(["suggest", str(tmp_path), "--call", "c2", "--turn", "99"]) == 2
+    assert "not stored: c2 has no turn 99" in capsys.readouterr().err

@@ -345,3 +345,29 @@ def test_known_roles_only_get_their_own_acts():
     assert classes[masked[1].argmax()] == "other" and masked[1][3] == 0
     assert np.allclose(masked.sum(axis=1), 1.0)
     assert np.array_equal(masked[2], proba[2])
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ({"hello": 1}, "expected a non-empty list of STC3 dialogues"),
+        ([], "expected a non-empty list of STC3 dialogues"),
+        ([{"id": "1", "turns": [{"sender": "robot", "utterances": ["hi"]}]}], "dialogue 0: not an STC3 dialogue (unknown sender 'robot')"),
+        ([{"id": "1"}], "dialogue 0: not an STC3 dialogue (missing 'turns')"),
+        ("not json", "not a readable STC3 JSON file"),
+        (None, "not a readable STC3 JSON file"),  # a folder
+    ],
+)
+def test_evaluate_acts_names_a_bad_file_in_one_line(tmp_path, capsys, content, reason):
+    from pipeline.cli import main
+
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps(stc3_json(inline_dialogues())), encoding="utf-8")
+    bad = tmp_path / "bad.json"
+    if content is None:
+        bad.mkdir()
+    else:
+        bad.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
+    assert main(["evaluate", "acts", "--train", str(train), "--test", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(bad) in err and reason in err and len(err.splitlines()) == 1
