@@ -392,12 +392,16 @@ def _finish(store: Store, out_dir: Path, cfg: Config, summary: RunSummary, log: 
 
         index = write_report(store, out_dir)
         log("report", f"report: {index}", path=str(index))
-    speed = 1 / summary.real_time_factor if summary.real_time_factor else 0.0
+    if summary.audio_seconds:
+        speed = 1 / summary.real_time_factor if summary.real_time_factor else 0.0
+        timing = (f"{summary.audio_seconds / 3600:.3f} h of audio in {summary.wall_seconds:.1f} s "
+                  f"(real-time factor {summary.real_time_factor:.3f}, {speed:.1f}x real time)")
+    else:  # text transcripts only: no audio to time against
+        timing = f"in {summary.wall_seconds:.1f} s"
     log(
         "summary",
         f"{summary.processed} call(s) processed, {summary.skipped} unchanged, {summary.duplicates} duplicate(s), "
-        f"{summary.failed} failed; {summary.audio_seconds / 3600:.3f} h of audio in {summary.wall_seconds:.1f} s "
-        f"(real-time factor {summary.real_time_factor:.3f}, {speed:.1f}x real time); results in {out_dir}",
+        f"{summary.failed} failed; {timing}; results in {out_dir}",
         **summary.to_dict(),
     )
     if summary.failures:

@@ -380,6 +380,7 @@ def _cmd_evaluate_forecast(args: argparse.Namespace) -> int:
     from .forecast import ForecastError, backtest_to_dict, format_backtest, run_backtest
 
     cfg = _load_config(args)
+    _check_json_dir(args.json)
     try:
         result = run_backtest(args.data, cfg.forecast, products_file=args.products)
     except ForecastError as exc:
@@ -410,6 +411,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
     from .forecast import ForecastError, forecast_summary, forecast_to_dict, format_forecast, run_forecast
 
     cfg = _load_config(args)
+    _check_json_dir(args.json)
     try:
         result = run_forecast(
             args.pipeline, cfg.forecast, target=args.target, period=args.period, as_of=args.as_of,
@@ -421,6 +423,12 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
     _write_forecast_json(args.json, forecast_to_dict(result))
     _print_metrics(forecast_summary(result))
     return EXIT_FAILED if result.bad_rows else EXIT_OK
+
+
+def _check_json_dir(path: Path | None) -> None:
+    """Before any work: a --json path whose folder does not exist would lose the result."""
+    if path is not None and not path.parent.is_dir():
+        raise UsageError(f"{path}: cannot write JSON (no folder {path.parent})")
 
 
 def _write_forecast_json(path: Path | None, data: dict) -> None:

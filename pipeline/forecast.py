@@ -292,6 +292,8 @@ def _read_rows(path: Path, what: str, needed: Sequence[str], hint: str = "") -> 
             missing = [c for c in needed if c not in header]
             if missing:
                 found = ", ".join(header) or "nothing"
+                if len(found) > 200:  # not a CSV header at all, e.g. a JSON file's first line
+                    found = found[:200] + "..."
                 raise ForecastError(f"{path}: {what} has no column {', '.join(map(repr, missing))} (found: {found}){hint}")
             return header, [(reader.line_num, row) for row in reader]
         except (csv.Error, UnicodeDecodeError) as exc:

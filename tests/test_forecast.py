@@ -347,6 +347,8 @@ def test_cli_forecast_exits_1_when_rows_were_bad(tmp_path, capsys):
         (["forecast", "{tmp}/deals.csv", "--target", "10", "--period", "2017-Q9"], "--period '2017-Q9'"),
         (["forecast", "{tmp}/deals.csv", "--target", "10", "--period", "2017-Q3", "--commit", "{tmp}/nope.txt"], "nope.txt: commit file not found"),
         (["evaluate", "forecast", "--data", "{tmp}/nowhere"], "nowhere: pipeline CSV not found"),
+        (["forecast", "{tmp}/deals.csv", "--target", "10", "--period", "2017-Q3", "--json", "{tmp}/no/dir/o.json"],
+         "o.json: cannot write JSON (no folder"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, needle):
@@ -362,6 +364,9 @@ def test_cli_missing_column_names_the_file_and_column(tmp_path, capsys):
     assert main(["forecast", str(csv), "--target", "10", "--period", "2017-Q3"]) == 2
     err = capsys.readouterr().err
     assert "deals.csv" in err and "'opportunity_id'" in err
+    wide = write(tmp_path / "wide.csv", "1", header=",".join(f"field{i}" for i in range(500)))
+    assert main(["forecast", str(wide), "--target", "10", "--period", "2017-Q3"]) == 2
+    assert len(capsys.readouterr().err) < 400  # the header that is not one is cut short
 
 
 def test_cli_evaluate_forecast_prints_errors_and_a_json_line(tmp_path, capsys):

@@ -114,13 +114,15 @@ def test_import_stores_calls_like_run_and_skips_unchanged(tmp_path, keyword_tagg
     assert again.processed == 0 and again.skipped == 2
 
 
-def test_cli_import(tmp_path, keyword_tagger):
+def test_cli_import(tmp_path, keyword_tagger, capsys):
     from pipeline.cli import main
 
     src = tmp_path / "d.json"
     src.write_text(json.dumps(STC3))
     assert main(["import", str(src), "--out", str(tmp_path / "o"), "--no-report"]) == 0
     assert (tmp_path / "o" / "calls" / "stc3-en-102.json").exists()
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith("2 call(s) processed") and "h of audio" not in summary  # text calls have no audio to time
 
 
 def test_two_workers_store_what_one_does(tmp_path):
