@@ -159,7 +159,7 @@ def callpipe_call(item: dict, source: str, position: int = 0) -> Call:
     turns = []
     for i, t in enumerate(item.get("turns") or []):
         if not isinstance(t, dict) or not isinstance(t.get("text", ""), str):
-            raise TranscriptError(f"{source}: turn {i}: expected an object with role and text")
+            raise TranscriptError(f"turn {i}: expected an object with role and text")
         role = ROLE_ALIASES.get(str(t.get("role", "")).lower(), str(t.get("role") or UNKNOWN).lower())
         words = tuple(
             Word(_number(w.get("start")), _number(w.get("end")), str(w.get("text", "")), _number(w.get("probability"), 1.0))
