@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -56,7 +57,7 @@ class ExecutorOptions:
         return self
 
 
-class Executor:
+class Executor(ABC):
     """Start once (models loaded), then ``results`` once per batch, then ``close``."""
 
     def start(self) -> None:
@@ -65,8 +66,9 @@ class Executor:
     def announce(self, log) -> None:
         """Log where the work runs, once started."""
 
+    @abstractmethod
     def results(self, todo: Work, stop: Callable[[], bool], log=None) -> Results:
-        raise NotImplementedError
+        """(input, sha, (status, record or reason)) for each call of ``todo``, as they finish."""
 
     def close(self) -> None:
         pass
