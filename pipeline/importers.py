@@ -146,11 +146,11 @@ def _number(value, default: float = 0.0) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
 
 
-def _whole(value, field: str, default: int) -> int:
+def _whole(value, field: str, default: int, where: str = "") -> int:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TranscriptError(f"{field!r} must be a whole number, got {value!r}")
+        raise TranscriptError(f"{where}{field!r} must be a whole number, got {value!r}")
     return value
 
 
@@ -167,7 +167,7 @@ def callpipe_call(item: dict, source: str, position: int = 0) -> Call:
         )
         channel = t.get("channel")
         turns.append(Turn(
-            index=_whole(t.get("turn_index", t.get("index")), f"turn {i}: turn_index", i), role=role if role in ROLES else UNKNOWN,
+            index=_whole(t.get("turn_index", t.get("index")), "turn_index", i, f"turn {i}: "), role=role if role in ROLES else UNKNOWN,
             start=_number(t.get("start")), end=_number(t.get("end")), text=t.get("text", ""), words=words,
             channel=channel if isinstance(channel, int) else None,
         ))
@@ -221,12 +221,6 @@ def calls_from_data(data, source: str) -> list[Call]:
         if isinstance(item, TranscriptError):
             raise item
     return items
-
-
-def read_transcripts(path: str | Path) -> list[Call | TranscriptError]:
-    """Every item of one transcript file, each a Call or the reason it is unreadable."""
-    path = Path(path)
-    return items_from_data(_read_json(path), str(path.resolve()))
 
 
 def load_transcripts(path: str | Path) -> list[Call]:
@@ -361,9 +355,14 @@ def import_transcripts(paths: Sequence[str | Path], out_dir: str | Path, cfg: Co
         def todo() -> Iterator[list[Call]]:
             """Chunks of the calls that need processing, file after file."""
             chunk: list[Call] = []
-            for path in _expand(paths, log):
+            passed_over: list[Path] = []
+            for path, in_folder in _expand(paths):
                 try:
-                    items = read_transcripts(path)
+                    data = _read_json(path)
+                    if in_folder and transcript_format(data) is None:
+                        passed_over.append(path)  # other JSON that lives beside transcripts
+                        continue
+                    items = items_from_data(data, str(path.resolve()))
                 except TranscriptError as exc:
                     record_failure(store, summary, log, str(path), f"{path}: {exc}" if str(path) not in str(exc) else str(exc))
                     continue
@@ -391,6 +390,9 @@ def import_transcripts(paths: Sequence[str | Path], out_dir: str | Path, cfg: Co
                     if len(chunk) == IMPORT_CHUNK:
                         yield chunk
                         chunk = []
+            if passed_over:
+                log("skipped", f"passed over {len(passed_over)} .json file(s) that are not transcripts "
+                    f"(e.g. {passed_over[0].name})", count=len(passed_over))
             if chunk:
                 yield chunk
 
@@ -415,25 +417,16 @@ def import_transcripts(paths: Sequence[str | Path], out_dir: str | Path, cfg: Co
     return summary
 
 
-def _expand(paths: Sequence[str | Path], log=None) -> list[Path]:
-    """Files as given; folders searched for .json files (sorted).
+def _expand(paths: Sequence[str | Path]) -> list[tuple[Path, bool]]:
+    """(file, found in a folder): files as given, folders searched for .json files (sorted).
 
-    In a folder, JSON that is not a transcript is passed over (and said so); a file that
-    is not readable JSON is kept, to fail with its reason: it may be a broken transcript.
+    A folder's JSON that is not a transcript is passed over; one that is not readable JSON
+    fails with its reason, as it may be a broken transcript.
     """
-    out: list[Path] = []
+    out: list[tuple[Path, bool]] = []
     for p in map(Path, paths):
-        if not p.is_dir():
-            out.append(p)
-            continue
-        passed_over = []
-        for f in sorted(f for f in p.rglob("*.json") if f.is_file()):
-            try:
-                readable = transcript_format(_read_json(f)) is not None
-            except TranscriptError:
-                readable = True
-            (out if readable else passed_over).append(f)
-        if passed_over and log is not None:
-            log("skipped", f"{p}: passed over {len(passed_over)} .json file(s) that are not transcripts "
-                f"(e.g. {passed_over[0].name})", count=len(passed_over))
+        if p.is_dir():
+            out.extend((f, True) for f in sorted(p.rglob("*.json")) if f.is_file())
+        else:
+            out.append((p, False))
     return out

@@ -178,7 +178,7 @@ def test_malformed_fields_are_named(tmp_path):
     src = tmp_path / "call.json"
     for item, reason in (
         ({"turns": [{"role": "agent", "text": "hi"}], "channels": "two"}, "'channels' must be a whole number"),
-        ({"turns": [{"role": "agent", "text": "hi", "turn_index": "x"}]}, "'turn 0: turn_index' must be a whole number"),
+        ({"turns": [{"role": "agent", "text": "hi", "turn_index": "x"}]}, "turn 0: 'turn_index' must be a whole number"),
         ({"turns": [{"role": "agent", "text": "hi"}], "metadata": "str"}, "'metadata' must be an object"),
     ):
         src.write_text(json.dumps(item))
