@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from pipeline.records import AGENT, CUSTOMER, Turn, TurnTags
@@ -49,14 +47,30 @@ def test_script_decides_the_scorer():
     assert not is_mostly_chinese("my order 订单 has not arrived yet")
 
 
-def test_scoring_is_fast():
-    # Distinct texts: repeated ones would be answered from the cache.
-    texts = [f"Okay, and can you describe to me what kind of light we're looking at in car {i}?" for i in range(200)]
-    texts += [f"等了{i}个星期还没发货，太失望了" for i in range(200)]
-    started = time.perf_counter()
-    for t in texts:
-        score_text(t)
-    assert (time.perf_counter() - started) / len(texts) < 0.002
+# Negations, idioms, boosters, "but", "least", capitals, punctuation and emoji, at both ends
+# of a turn and in long turns, where the faster checks read a window of the words.
+VADER_CASES = [
+    "No, I'm not happy at all, and it's never so easy to reach you guys, but the agent was GREAT!!",
+    "Without doubt the best service. Kind of slow, sort of okay, but at least it works.",
+    "It's the least helpful answer; very least I expected a callback. Not bad, not good either?",
+    "That product is the bomb, it cuts the mustard, no problem at all 😀 thanks :)",
+    "Never this bad. I hate it. Don't cancel, I'm just upset, kind of",
+    "yeah " * 40 + "but honestly, it was not great, never so slow, and I'm not at all satisfied",
+    "I am extremely UNHAPPY, not at all, no doubt... hell no 😡",
+    "So we got the kiss of death from the bank, and then a broken heart, yeah right",
+    "good",
+    "not",
+]
+
+
+@pytest.mark.parametrize("text", VADER_CASES)
+def test_english_scores_are_vaders_own(text):
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from pipeline.tagging.sentiment import _vader
+
+    assert _vader().polarity_scores(text) == SentimentIntensityAnalyzer().polarity_scores(text)
+
 
 
 def test_customer_start_end_and_change_agree_with_scoring():

@@ -42,11 +42,61 @@ def is_mostly_chinese(text: str) -> bool:
     return chars > 0 and len(_CJK.findall(text)) * 3 >= chars
 
 
+def _fast_vader_class():
+    from vaderSentiment.vaderSentiment import BOOSTER_DICT, SentimentIntensityAnalyzer, SentiText
+
+    base = SentimentIntensityAnalyzer
+
+    class FastVader(base):
+        """VADER's scores without two costs of vaderSentiment 3.3.2 that grow with a turn's length.
+
+        Its negation and idiom checks, run up to three times per lexicon word, lower-case
+        every word of the turn on each call, though they read at most three words before
+        the current one and two after: here they are given just that window (same indexes
+        relative to the word, same answers). And text without emoji skips the emoji pass,
+        which rebuilds the text one character at a time; it would return the text unchanged.
+        Tests check the scores against the library's own analyser.
+        """
+
+        def __init__(self):
+            super().__init__()
+            self.emoji_chars = frozenset(self.emojis)
+
+        @staticmethod
+        def _negation_check(valence, words_and_emoticons, start_i, i):
+            lo = max(0, i - 3)
+            return base._negation_check(valence, words_and_emoticons[lo:i + 1], start_i, i - lo)
+
+        @staticmethod
+        def _special_idioms_check(valence, words_and_emoticons, i):
+            lo = max(0, i - 3)
+            return base._special_idioms_check(valence, words_and_emoticons[lo:i + 3], i - lo)
+
+        def polarity_scores(self, text):
+            if not self.emoji_chars.isdisjoint(text):
+                return super().polarity_scores(text)
+            # The rest of SentimentIntensityAnalyzer.polarity_scores, as it is there.
+            text = text.strip()
+            sentitext = SentiText(text)
+            sentiments = []
+            words_and_emoticons = sentitext.words_and_emoticons
+            for i, item in enumerate(words_and_emoticons):
+                if item.lower() in BOOSTER_DICT:
+                    sentiments.append(0)
+                    continue
+                if i < len(words_and_emoticons) - 1 and item.lower() == "kind" and words_and_emoticons[i + 1].lower() == "of":
+                    sentiments.append(0)
+                    continue
+                sentiments = self.sentiment_valence(0, sentitext, item, i, sentiments)
+            sentiments = self._but_check(words_and_emoticons, sentiments)
+            return self.score_valence(sentiments, text)
+
+    return FastVader
+
+
 @functools.lru_cache(maxsize=1)
 def _vader():
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return SentimentIntensityAnalyzer()
+    return _fast_vader_class()()
 
 
 def score_english(text: str) -> float:
