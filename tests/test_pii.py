@@ -35,7 +35,7 @@ def types(nlp, text):
 
 def test_spoken_digits_become_one_number():
     runs = number_runs("call me on four five seven, one two double three")
-    assert [r["digits"] for r in runs] == ["4571233"]
+    assert [r.digits for r in runs] == ["4571233"]
 
 
 def test_spoken_phone_number_is_redacted(nlp):

@@ -26,8 +26,10 @@ consecutive turns and names said in another turn.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -102,11 +104,21 @@ def _digits_of(atoms: Sequence[str]) -> str:
     return "".join(out)
 
 
-def number_runs(text: str) -> list[dict]:
-    """Runs of digits and digit words: start, end, digits, and whether they touch the turn's edges."""
-    runs: list[dict] = []
+class NumberRun(NamedTuple):
+    start: int
+    end: int
+    digits: str
+    at_start: bool  # nothing but spaces and punctuation before it in the turn
+    at_end: bool  # ... or after it
+
+
+# The PII component and the call-level pass both read a turn's runs.
+@functools.lru_cache(maxsize=4096)
+def number_runs(text: str) -> tuple[NumberRun, ...]:
+    """Runs of digits and digit words in ``text``, in order."""
     if not _MAY_HAVE_DIGITS.search(text):
-        return runs
+        return ()
+    runs: list[NumberRun] = []
     current: list[re.Match] = []
 
     def close():
@@ -117,11 +129,10 @@ def number_runs(text: str) -> list[dict]:
             current.pop()
         if current:
             start, end = current[0].start(), current[-1].end()
-            runs.append({
-                "start": start, "end": end, "digits": _digits_of([m.group() for m in current]),
-                "at_start": _EDGE.fullmatch(text, 0, start) is not None,
-                "at_end": _EDGE.fullmatch(text, end) is not None,
-            })
+            runs.append(NumberRun(
+                start, end, _digits_of([m.group() for m in current]),
+                _EDGE.fullmatch(text, 0, start) is not None, _EDGE.fullmatch(text, end) is not None,
+            ))
         current.clear()
 
     for m in _ATOM.finditer(text):
@@ -129,7 +140,7 @@ def number_runs(text: str) -> list[dict]:
             close()
         current.append(m)
     close()
-    return runs
+    return tuple(runs)
 
 
 def cue_before(text: str, start: int) -> str | None:
@@ -315,9 +326,9 @@ class Detector:
             if cue in ("ORDER", "ACCOUNT", "CASE", "ID"):
                 add(cue, m.start(), m.end())
         for run in number_runs(text):
-            kind = number_type(run["digits"], cue_before(text, run["start"]))
+            kind = number_type(run.digits, cue_before(text, run.start))
             if kind:
-                add(kind, run["start"], run["end"])
+                add(kind, run.start, run.end)
         for m in _SPELLED.finditer(text):
             add("NAME", m.start(), m.end())
         for start, end in find_names(text):
@@ -364,23 +375,23 @@ def _link_numbers(docs: Sequence[Doc], pii_types: Sequence[str]) -> set[int]:
     runs = [number_runs(text_of(doc)) for doc in docs]
     i = 0
     while i < len(docs):
-        if not runs[i] or not runs[i][-1]["at_end"]:
+        if not runs[i] or not runs[i][-1].at_end:
             i += 1
             continue
         chain = [(i, runs[i][-1])]
         j = i + 1
         # Follow turns that start with a number; a turn that is only a number passes the chain on.
-        while j < len(docs) and runs[j] and runs[j][0]["at_start"]:
+        while j < len(docs) and runs[j] and runs[j][0].at_start:
             chain.append((j, runs[j][0]))
-            if not (len(runs[j]) == 1 and runs[j][0]["at_end"]):
+            if not (len(runs[j]) == 1 and runs[j][0].at_end):
                 break
             j += 1
         if len(chain) > 1:
             first_doc, first = chain[0]
-            digits = "".join(r["digits"] for _, r in chain)
-            cue = cue_before(text_of(docs[first_doc]), first["start"])
-            read_out = any(r["at_start"] and r["at_end"] for _, r in chain)
-            read_back = any(a["digits"] == b["digits"] for (_, a), (_, b) in zip(chain, chain[1:]))
+            digits = "".join(r.digits for _, r in chain)
+            cue = cue_before(text_of(docs[first_doc]), first.start)
+            read_out = any(r.at_start and r.at_end for _, r in chain)
+            read_back = any(a.digits == b.digits for (_, a), (_, b) in zip(chain, chain[1:]))
             # Joining numbers across turns needs evidence: a cue ("their number is") or a turn
             # that is only digits; a number said back by the other party ("2017." / "2017 Ford")
             # is a repeat, not a continuation.
@@ -388,7 +399,7 @@ def _link_numbers(docs: Sequence[Doc], pii_types: Sequence[str]) -> set[int]:
             if kind in PII_TYPES:
                 for k, run in chain:
                     doc = docs[k]
-                    e = _entity(kind, text_of(doc), run["start"], run["end"])
+                    e = _entity(kind, text_of(doc), run.start, run.end)
                     kept = [x for x in doc._.entities if not _overlaps(x, [e])]
                     _set_result(doc, kept + [e], pii_types)
                     changed.add(k)

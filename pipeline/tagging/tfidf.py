@@ -4,7 +4,7 @@ Tagging transforms a few hundred turns at a time with several fitted vectorizers
 turn's own text, its neighbours' texts, word and character n-grams). scikit-learn's
 transform analyses and looks up every text once per vectorizer and validates its input
 each time; here the vectorizers of one model that analyse text alike share one merged
-vocabulary, so each distinct text of a batch is analysed, looked up and counted once,
+vocabulary, so each distinct text of a batch is analysed and looked up once,
 whichever column and vectorizer it appears in. Tests check the numbers against
 scikit-learn's.
 """
@@ -41,7 +41,7 @@ class _SharedTerms:
         self.preprocess = first.build_preprocessor()
         self.decode = first.decode
         self.word_ngrams = first._char_wb_ngrams
-        self.words: dict[str, list[int]] = {}
+        self.words: dict[str, np.ndarray] = {}
         self.ids: dict[str, int] = {}
         for v in vectorizers:
             for term in v.vocabulary_:
@@ -52,28 +52,71 @@ class _SharedTerms:
             column[[self.ids[t] for t in v.vocabulary_]] = list(v.vocabulary_.values())
             self.columns[id(v)] = column
 
-    def _term_ids(self, text: str) -> list[int]:
+    def pieces(self, text: str) -> list[str]:
+        """What a text's terms add up from: its words for char_wb n-grams, else the whole text."""
+        return self.preprocess(self.decode(text)).split() if self.by_word else [text]
+
+    def piece_ids(self, piece: str) -> np.ndarray:
+        """Union term ids of one piece, a term once per occurrence."""
         lookup = self.ids.get
         if not self.by_word:
-            return [j for j in map(lookup, self.analyzer(text)) if j is not None]
+            return np.array([j for j in map(lookup, self.analyzer(piece)) if j is not None], dtype=np.int64)
         words = self.words
-        if len(words) > MAX_WORDS:  # a bound on memory over a long batch; refilled as words recur
-            words.clear()
-        out: list[int] = []
-        for word in self.preprocess(self.decode(text)).split():
-            ids = words.get(word)
-            if ids is None:
-                ids = words[word] = [j for j in map(lookup, self.word_ngrams(word)) if j is not None]
-            out += ids
-        return out
+        ids = words.get(piece)
+        if ids is None:
+            if len(words) > MAX_WORDS:  # a bound on memory over a long night; refilled as words recur
+                words.clear()
+            ids = words[piece] = np.array([j for j in map(lookup, self.word_ngrams(piece)) if j is not None], dtype=np.int64)
+        return ids
 
-    def counts(self, text: str, cache: dict) -> tuple[np.ndarray, np.ndarray]:
-        """(union term ids, counts) of one text, from ``cache`` when the batch saw it already."""
-        key = (id(self), text)
-        hit = cache.get(key)
+
+class _Batch:
+    """The pieces of one batch's texts for one ``_SharedTerms``, each looked up once.
+
+    A text is a row of piece counts; a piece is a row of term counts; their product is
+    the text's term counts. scipy multiplies sparse matrices without sorting, which
+    costs far less than counting each text's terms on its own.
+    """
+
+    def __init__(self, shared: _SharedTerms):
+        self.shared = shared
+        self.index: dict[str, int] = {}
+        self.ids: list[np.ndarray] = []
+        self.texts: dict[str, tuple[list[int], list[int]]] = {}
+
+    def text(self, text: str) -> tuple[list[int], list[int]]:
+        """(piece numbers, how often each occurs) of one text."""
+        hit = self.texts.get(text)
         if hit is None:
-            hit = cache[key] = np.unique(np.array(self._term_ids(text), dtype=np.int64), return_counts=True)
+            counts: dict[int, int] = {}
+            for piece in self.shared.pieces(text):
+                k = self.index.get(piece)
+                if k is None:
+                    k = self.index[piece] = len(self.ids)
+                    self.ids.append(self.shared.piece_ids(piece))
+                counts[k] = counts.get(k, 0) + 1
+            hit = self.texts[text] = (list(counts), list(counts.values()))
         return hit
+
+    def term_counts(self, texts, column: np.ndarray, n_columns: int) -> sparse.csr_matrix:
+        """Counts of a vectorizer's terms (``column`` maps union ids to its columns) in ``texts``."""
+        rows = [self.text(t if isinstance(t, str) else "") for t in texts]
+        lengths = [len(r[0]) for r in rows]
+        pieces = sparse.csr_matrix(
+            (np.fromiter((c for r in rows for c in r[1]), dtype=np.float64, count=sum(lengths)),
+             np.fromiter((k for r in rows for k in r[0]), dtype=np.int64, count=sum(lengths)),
+             np.concatenate([[0], np.cumsum(lengths)])),
+            shape=(len(rows), len(self.ids)),
+        )
+        ids = np.concatenate(self.ids) if self.ids else np.zeros(0, dtype=np.int64)
+        cols = column[ids]
+        keep = cols >= 0
+        # Rows with a term more than once ("banana": "an", "na") are summed by the product.
+        kept = np.concatenate([[0], np.cumsum(keep)])
+        ends = np.cumsum([len(i) for i in self.ids], dtype=np.int64)
+        indptr = kept[np.concatenate([[0], ends])]
+        terms = sparse.csr_matrix((np.ones(int(kept[-1])), cols[keep], indptr), shape=(len(self.ids), n_columns))
+        return pieces @ terms
 
 
 class FastTfidf:
@@ -88,31 +131,28 @@ class FastTfidf:
     def transform(self, vectorizer: TfidfVectorizer, texts, cache: dict) -> sparse.csr_matrix:
         """``vectorizer.transform(texts)``; ``cache`` is one dict per batch, shared by the calls for it."""
         shared = self._terms[id(vectorizer)]
-        per_text = [shared.counts(t if isinstance(t, str) else "", cache) for t in texts]
-        n = len(per_text)
+        batch = cache.get(id(shared))
+        if batch is None:
+            batch = cache[id(shared)] = _Batch(shared)
+        n, n_columns = len(texts), len(vectorizer.vocabulary_)
         if n == 0:
-            return sparse.csr_matrix((0, len(vectorizer.vocabulary_)), dtype=vectorizer.dtype)
-        ids = np.concatenate([p[0] for p in per_text])
-        counts = np.concatenate([p[1] for p in per_text])
-        rows = np.repeat(np.arange(n), [len(p[0]) for p in per_text])
-        cols = shared.columns[id(vectorizer)][ids]
-        keep = cols >= 0
-        rows, cols, data = rows[keep], cols[keep], counts[keep].astype(np.float64)
+            return sparse.csr_matrix((0, n_columns), dtype=vectorizer.dtype)
+        counts = batch.term_counts(texts, shared.columns[id(vectorizer)], n_columns)
+        data, cols = counts.data, counts.indices
+        rows = np.repeat(np.arange(n), np.diff(counts.indptr))
         # TfidfTransformer.transform, written out: its input validation costs more than the sums.
         tfidf = vectorizer._tfidf
         if tfidf.sublinear_tf:
             data = np.log(data) + 1.0
         if tfidf.use_idf:
-            data *= tfidf.idf_[cols]
+            data = data * tfidf.idf_[cols]
         if tfidf.norm == "l2":
             norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=n))
             data /= np.where(norms > 0, norms, 1.0)[rows]
         elif tfidf.norm is not None:
             raise ValueError(f"unsupported TF-IDF norm {tfidf.norm!r}")
-        # Rows are already grouped in order; within a row the columns follow the union ids,
-        # which sparse products do not mind.
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
-        return sparse.csr_matrix((data.astype(vectorizer.dtype), cols, indptr), shape=(n, len(vectorizer.vocabulary_)))
+        counts.data = data.astype(vectorizer.dtype)
+        return counts
 
 
 # Built on first use per fitted model (keyed by the object holding its vectorizers), never saved.
