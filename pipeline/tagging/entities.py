@@ -51,8 +51,9 @@ _REPEAT = {"double": 2, "triple": 3}
 _ATOM = re.compile(
     r"\+?\d+|(?i:\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|double|triple)\b)|[零〇幺一二两三四五六七八九]"
 )
-# A cheap first look (no word boundaries, no case folding) before the real scan.
-_MAY_HAVE_DIGITS = re.compile(r"[\d零〇幺一二两三四五六七八九]|[Zz]ero|[Oo]h|[Oo]ne|[Tt]wo|[Tt]hree|[Ff]our|[Ff]ive|[Ss]ix|[Ss]even|[Ee]ight|[Nn]ine")
+# A cheap first look before the real scan: a digit, or a spoken digit among the words.
+_DIGIT_CHAR = re.compile(r"[\d零〇幺一二两三四五六七八九]")
+_SPOKEN_ATOMS = frozenset("zero oh one two three four five six seven eight nine double triple".split())
 # What may stand between two pieces of one number: spaces, commas, dashes, dots, brackets.
 _NUMBER_GAP = re.compile(r"[\s,.\-–/()]{0,4}")
 _EDGE = re.compile(r"[\s,.;:!?\-–…。，、！？]*")
@@ -116,7 +117,7 @@ class NumberRun(NamedTuple):
 @functools.lru_cache(maxsize=4096)
 def number_runs(text: str) -> tuple[NumberRun, ...]:
     """Runs of digits and digit words in ``text``, in order."""
-    if not _MAY_HAVE_DIGITS.search(text):
+    if _DIGIT_CHAR.search(text) is None and _SPOKEN_ATOMS.isdisjoint(_WORD.findall(text.lower())):
         return ()
     runs: list[NumberRun] = []
     current: list[re.Match] = []
@@ -182,6 +183,9 @@ _SPELLED = re.compile(
     r"(?<![\w'])-?[A-Za-z](?:\s*[-.]\s*[A-Za-z](?![\w'])){2,}"
     r"|(?<![\w'])[A-Z](?:\s[A-Z](?![\w'])){2,}"
 )
+# What every spelling holds (a dash or dot before a lone letter, or two spaced capitals):
+# a quick scan, so the full pattern runs on the few turns that have it.
+_MAY_SPELL = re.compile(r"[-.]\s*[A-Za-z](?![\w'])|[A-Z]\s[A-Z](?![\w'])")
 _STREET = (
     r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|"
     r"circle|cir|highway|hwy|parkway|pkwy|square|sq|crescent|close"
@@ -255,9 +259,17 @@ def _name_words(phrase: str) -> list[str]:
     return kept
 
 
-def find_names(text: str) -> list[tuple[int, int]]:
+# The lower-cased words without one of which no name cue can match.
+_NAME_CUE_WORDS = frozenset("name surname firstname lastname this i call speaking talking mr mrs ms miss dr".split())
+
+
+def find_names(text: str, words: set[str] | None = None) -> list[tuple[int, int]]:
+    """Spans of names after a cue; ``words``: the text's lower-cased words (``_WORD``), if known."""
     spans = []
-    for m in _NAME_CUE.finditer(text):
+    if words is None:
+        words = set(_WORD.findall(text.lower()))
+    cues = _NAME_CUE.finditer(text) if not _NAME_CUE_WORDS.isdisjoint(words) else ()
+    for m in cues:
         words = _name_words(m.group("name"))
         if not words:
             continue
@@ -329,9 +341,9 @@ class Detector:
             kind = number_type(run.digits, cue_before(text, run.start))
             if kind:
                 add(kind, run.start, run.end)
-        for m in _SPELLED.finditer(text):
+        for m in _SPELLED.finditer(text) if _MAY_SPELL.search(text) else ():
             add("NAME", m.start(), m.end())
-        for start, end in find_names(text):
+        for start, end in find_names(text, words):
             add("NAME", start, end)
         for pattern, wanted in (
             (_DATE_MONTH, bool(words & _MONTH_WORDS)), (_DATE_DAY, bool(words & _DAY_WORDS)),
