@@ -534,7 +534,7 @@ class ActsComponent:
                 dialogue += 1
             last = index
             role = ext.role if ext.role in ROLES else UNKNOWN
-            rows.append([text_of(doc), role, float(ext.position), index, ext.prev_text or "", ext.next_text or "", dialogue])
+            rows.append([text_of(doc, ext), role, float(ext.position), index, ext.prev_text or "", ext.next_text or "", dialogue])
         proba = mask_by_role(self.model.predict_proba(as_table(rows)), [r[1] for r in rows], self.model.classes_)
         acts = decide(proba, self.model.classes_, self.model.class_factors_)
         classes = list(self.model.classes_)

@@ -14,6 +14,7 @@ if not Doc.has_extension("turn_text"):
     Doc.set_extension("turn_text", default=None)
 
 
-def text_of(doc: Doc) -> str:
-    text = doc._.turn_text
+def text_of(doc: Doc, ext=None) -> str:
+    """``ext``: the Doc's ``doc._`` when the caller has it (each ``doc._`` builds a new accessor)."""
+    text = (doc._ if ext is None else ext).turn_text
     return doc.text if text is None else text

@@ -338,6 +338,8 @@ class Detector:
             if cue in ("ORDER", "ACCOUNT", "CASE", "ID"):
                 add(cue, m.start(), m.end())
         for run in number_runs(text):
+            if len(run.digits) < 3:  # "one", "2": nothing, whatever the cue (see number_type)
+                continue
             kind = number_type(run.digits, cue_before(text, run.start))
             if kind:
                 add(kind, run.start, run.end)
@@ -372,11 +374,12 @@ def redact(text: str, entities: Iterable[dict], pii_types: Iterable[str]) -> str
     return "".join(out)
 
 
-def _set_result(doc: Doc, entities: list[dict], pii_types: Sequence[str]) -> None:
+def _set_result(doc: Doc, entities: list[dict], pii_types: Sequence[str], ext=None) -> None:
     entities = [{**e, "pii": e["type"] in pii_types} for e in sorted(entities, key=lambda e: e["start"])]
-    doc._.entities = entities
-    doc._.pii_found = any(e["type"] in pii_types for e in entities)
-    doc._.redacted_text = redact(text_of(doc), entities, pii_types)
+    ext = doc._ if ext is None else ext
+    ext.entities = entities
+    ext.pii_found = any(e["type"] in pii_types for e in entities)
+    ext.redacted_text = redact(text_of(doc, ext), entities, pii_types)
 
 
 # --- the call-level pass --------------------------------------------------------------------------
@@ -471,8 +474,9 @@ class PiiComponent:
         self.pii_types = tuple(t.upper() for t in pii_types)
 
     def __call__(self, doc: Doc) -> Doc:
-        doc._.pii_types = self.pii_types
-        _set_result(doc, self.detector.find(text_of(doc)), self.pii_types)
+        ext = doc._
+        ext.pii_types = self.pii_types
+        _set_result(doc, self.detector.find(text_of(doc, ext)), self.pii_types, ext)
         return doc
 
 

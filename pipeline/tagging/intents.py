@@ -776,16 +776,17 @@ class IntentComponent:
     def _tag(self, docs: list[Doc]) -> None:
         customers = []
         for doc in docs:
-            if doc._.role == CUSTOMER:
-                customers.append(doc)
+            ext = doc._
+            if ext.role == CUSTOMER:
+                customers.append((doc, ext))
             else:
-                doc._.intent, doc._.intent_confidence = None, 0.0
+                ext.intent, ext.intent_confidence = None, 0.0
         if not customers:
             return
         # One vectorised prediction for the whole batch: the encoder is far cheaper per text in batches.
-        labels, confidence = self.model.predict_with_other([text_of(d) for d in customers], self.threshold)
-        for doc, label, conf in zip(customers, labels, confidence):
-            doc._.intent, doc._.intent_confidence = str(label), float(conf)
+        labels, confidence = self.model.predict_with_other([text_of(d, ext) for d, ext in customers], self.threshold)
+        for (_, ext), label, conf in zip(customers, labels, confidence):
+            ext.intent, ext.intent_confidence = str(label), float(conf)
 
 
 @Language.factory("callpipe_intent", default_config={"model": "intents-taxonomy", "threshold": 0.35})

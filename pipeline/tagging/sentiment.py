@@ -183,7 +183,8 @@ class SentimentComponent:
         _chinese()
 
     def __call__(self, doc: Doc) -> Doc:
-        doc._.sentiment = score_text(text_of(doc))
+        ext = doc._
+        ext.sentiment = score_text(text_of(doc, ext))
         return doc
 
 
