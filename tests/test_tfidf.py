@@ -30,3 +30,14 @@ def test_vectorizers_that_analyse_alike_or_not_give_sklearns_numbers():
 def test_one_fast_transform_per_fitted_model():
     owner = TfidfVectorizer().fit(TRAIN)  # any object can own the vectorizers
     assert fast_tfidf(owner, [owner]) is fast_tfidf(owner, [owner])
+
+
+def test_later_calls_for_one_batch_add_their_new_texts():
+    vectorizers = [TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True).fit(TRAIN),
+                   TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3)).fit(TRAIN[1:])]
+    fast = FastTfidf(vectorizers)
+    cache: dict = {}
+    # As a turn's neighbours are: mostly texts the batch has seen, some not ("" at the ends).
+    for v, texts in [(vectorizers[0], TRAIN[:3]), (vectorizers[1], ["", *TRAIN[:2]]), (vectorizers[0], ["new words", TRAIN[4], "bill bill"])]:
+        got = fast.transform(v, texts, cache)
+        assert np.allclose(got.toarray(), v.transform(texts).toarray(), atol=1e-6)

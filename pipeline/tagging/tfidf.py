@@ -30,7 +30,7 @@ def _analysis_key(vectorizer: TfidfVectorizer) -> tuple:
 
 class _SharedTerms:
     """Fitted vectorizers that analyse alike: the union of their vocabularies, and per
-    vectorizer where each union term is among its columns (-1: not a term of it)."""
+    vectorizer a 0/1 matrix from union terms to its columns."""
 
     def __init__(self, vectorizers: Sequence[TfidfVectorizer]):
         first = vectorizers[0]
@@ -46,11 +46,11 @@ class _SharedTerms:
         for v in vectorizers:
             for term in v.vocabulary_:
                 self.ids.setdefault(term, len(self.ids))
-        self.columns: dict[int, np.ndarray] = {}
+        self.select: dict[int, sparse.csr_matrix] = {}
         for v in vectorizers:
-            column = np.full(len(self.ids), -1, dtype=np.int64)
-            column[[self.ids[t] for t in v.vocabulary_]] = list(v.vocabulary_.values())
-            self.columns[id(v)] = column
+            rows = np.array([self.ids[t] for t in v.vocabulary_], dtype=np.int64)
+            cols = np.fromiter(v.vocabulary_.values(), dtype=np.int64, count=len(rows))
+            self.select[id(v)] = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(self.ids), len(v.vocabulary_)))
 
     def pieces(self, text: str) -> list[str]:
         """What a text's terms add up from: its words for char_wb n-grams, else the whole text."""
@@ -71,52 +71,70 @@ class _SharedTerms:
 
 
 class _Batch:
-    """The pieces of one batch's texts for one ``_SharedTerms``, each looked up once.
+    """The texts of one batch for one ``_SharedTerms``, each piece of them looked up once.
 
-    A text is a row of piece counts; a piece is a row of term counts; their product is
-    the text's term counts. scipy multiplies sparse matrices without sorting, which
-    costs far less than counting each text's terms on its own.
+    A text is a row of its pieces (a piece once per occurrence), a piece a row of its
+    union terms, and a vectorizer's selection matrix maps those to its columns: the
+    product of the three is the texts' term counts. scipy multiplies sparse matrices
+    without sorting and sums repeated entries as it goes, which costs far less than
+    counting each text's terms on its own; the texts-by-terms product is made once per
+    batch and shared by the vectorizers and columns (a turn's text is also its
+    neighbours' context).
     """
 
     def __init__(self, shared: _SharedTerms):
         self.shared = shared
-        self.index: dict[str, int] = {}
+        self.index: dict[str, int] = {}  # piece -> its row in `ids`
         self.ids: list[np.ndarray] = []
-        self.texts: dict[str, tuple[list[int], list[int]]] = {}
+        self.row: dict[str, int] = {}  # text -> its row in `pieces_of`
+        self.pieces_of: list[list[int]] = []
+        self.counts: sparse.csr_matrix | None = None  # texts x union terms, for the texts so far
 
-    def text(self, text: str) -> tuple[list[int], list[int]]:
-        """(piece numbers, how often each occurs) of one text."""
-        hit = self.texts.get(text)
-        if hit is None:
-            counts: dict[int, int] = {}
-            for piece in self.shared.pieces(text):
-                k = self.index.get(piece)
+    def _add(self, text: str) -> int:
+        index, ids = self.index, self.ids
+        pieces = self.shared.pieces(text)
+        found = [index.get(p) for p in pieces]
+        if None in found:
+            for i, k in enumerate(found):
                 if k is None:
-                    k = self.index[piece] = len(self.ids)
-                    self.ids.append(self.shared.piece_ids(piece))
-                counts[k] = counts.get(k, 0) + 1
-            hit = self.texts[text] = (list(counts), list(counts.values()))
-        return hit
+                    k = found[i] = index.get(pieces[i])  # the same new piece twice in one text
+                    if k is None:
+                        k = found[i] = index[pieces[i]] = len(ids)
+                        ids.append(self.shared.piece_ids(pieces[i]))
+        self.row[text] = len(self.pieces_of)
+        self.pieces_of.append(found)
+        return self.row[text]
 
-    def term_counts(self, texts, column: np.ndarray, n_columns: int) -> sparse.csr_matrix:
-        """Counts of a vectorizer's terms (``column`` maps union ids to its columns) in ``texts``."""
-        rows = [self.text(t if isinstance(t, str) else "") for t in texts]
-        lengths = [len(r[0]) for r in rows]
-        pieces = sparse.csr_matrix(
-            (np.fromiter((c for r in rows for c in r[1]), dtype=np.float64, count=sum(lengths)),
-             np.fromiter((k for r in rows for k in r[0]), dtype=np.int64, count=sum(lengths)),
-             np.concatenate([[0], np.cumsum(lengths)])),
-            shape=(len(rows), len(self.ids)),
-        )
-        ids = np.concatenate(self.ids) if self.ids else np.zeros(0, dtype=np.int64)
-        cols = column[ids]
-        keep = cols >= 0
-        # Rows with a term more than once ("banana": "an", "na") are summed by the product.
-        kept = np.concatenate([[0], np.cumsum(keep)])
-        ends = np.cumsum([len(i) for i in self.ids], dtype=np.int64)
-        indptr = kept[np.concatenate([[0], ends])]
-        terms = sparse.csr_matrix((np.ones(int(kept[-1])), cols[keep], indptr), shape=(len(self.ids), n_columns))
-        return pieces @ terms
+    def _union_counts(self) -> sparse.csr_matrix:
+        """Texts by union terms, for every text added so far (rows added since the last call computed now)."""
+        done = 0 if self.counts is None else self.counts.shape[0]
+        if done < len(self.pieces_of):
+            new = self.pieces_of[done:]
+            lengths = [len(p) for p in new]
+            n = sum(lengths)
+            texts = sparse.csr_matrix(
+                (np.ones(n), np.fromiter((k for p in new for k in p), dtype=np.int64, count=n),
+                 np.concatenate([[0], np.cumsum(lengths)])),
+                shape=(len(new), len(self.ids)),
+            )
+            sizes = [len(i) for i in self.ids]
+            terms = sparse.csr_matrix(
+                (np.ones(sum(sizes)), np.concatenate(self.ids) if self.ids else np.zeros(0, dtype=np.int64),
+                 np.concatenate([[0], np.cumsum(sizes)])),
+                shape=(len(self.ids), len(self.shared.ids)),
+            )
+            counts = texts @ terms
+            self.counts = counts if self.counts is None else sparse.vstack([self.counts, counts], format="csr")
+        return self.counts
+
+    def term_counts(self, texts, select: sparse.csr_matrix) -> sparse.csr_matrix:
+        """Counts of a vectorizer's terms (``select``: its selection matrix) in ``texts``."""
+        rows = []
+        for text in texts:
+            text = text if isinstance(text, str) else ""
+            r = self.row.get(text)
+            rows.append(self._add(text) if r is None else r)
+        return self._union_counts()[rows] @ select
 
 
 class FastTfidf:
@@ -137,7 +155,7 @@ class FastTfidf:
         n, n_columns = len(texts), len(vectorizer.vocabulary_)
         if n == 0:
             return sparse.csr_matrix((0, n_columns), dtype=vectorizer.dtype)
-        counts = batch.term_counts(texts, shared.columns[id(vectorizer)], n_columns)
+        counts = batch.term_counts(texts, shared.select[id(vectorizer)])
         data, cols = counts.data, counts.indices
         rows = np.repeat(np.arange(n), np.diff(counts.indptr))
         # TfidfTransformer.transform, written out: its input validation costs more than the sums.
