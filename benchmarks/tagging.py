@@ -12,7 +12,9 @@ twice in one.
 Prints, measured in the same run:
 
 - turns/s of ``Tagger.tag_calls`` (wall clock, and per CPU second of this process: the
-  machine is shared, and the CPU figure moves less with other jobs);
+  machine is shared, and the CPU figure moves less with other jobs), on a first pass
+  (every word new to the process) and on the same dialogues with new texts (as later in a
+  night: the words' n-grams are cached);
 - a per-component breakdown (each pipe component timed on its own, same batches);
 - the ratios to two peers on the same calls: one call at a time (``Tagger.tag``, as
   `callpipe run` tags an audio call) and one turn per batch (batch size 1);
@@ -122,6 +124,10 @@ def run(lang: str, calls, peer_calls: int, cfg: TaggingConfig) -> dict:
 
     sentiment.score_text.cache_clear()
     wall, cpu = timed(lambda: tag_all(tagger, calls))
+    # Later in a night: new texts, but words the process has met (their n-grams are cached).
+    later = replicate(calls, 2)[len(calls):]
+    sentiment.score_text.cache_clear()
+    later_wall, later_cpu = timed(lambda: tag_all(tagger, later))
 
     sentiment.score_text.cache_clear()
     parts = by_component(tagger, calls)
@@ -150,6 +156,9 @@ def run(lang: str, calls, peer_calls: int, cfg: TaggingConfig) -> dict:
         "turns_per_cpu_s": round(turns / cpu, 1),
         "target_turns_per_s": TARGET,
         "ratio_to_target": round(turns / wall / TARGET, 3),
+        "later_turns_per_s": round(turns / later_wall, 1),
+        "later_turns_per_cpu_s": round(turns / later_cpu, 1),
+        "later_ratio_to_target": round(turns / later_wall / TARGET, 3),
         "peer_turns": few_turns,
         "peer_per_call_turns_per_s": round(few_turns / per_call_wall, 1),
         "peer_unbatched_turns_per_s": round(few_turns / peer_wall, 1),
@@ -163,6 +172,9 @@ def run(lang: str, calls, peer_calls: int, cfg: TaggingConfig) -> dict:
     print(f"[{lang}] {len(calls)} calls, {turns} turns ({customer} customer), {figures['mean_chars']} chars/turn; models loaded in {load_s:.1f} s")
     print(f"[{lang}] Tagger.tag_calls: {figures['turns_per_s']:.0f} turns/s wall, {figures['turns_per_cpu_s']:.0f} turns per CPU second")
     print(f"[{lang}] vs target {TARGET:.0f} turns/s: ratio {figures['ratio_to_target']:.3f}")
+    print(f"[{lang}] the same dialogues again with new texts (later in a night: known words): "
+          f"{figures['later_turns_per_s']:.0f} turns/s wall, {figures['later_turns_per_cpu_s']:.0f} per CPU second; "
+          f"vs target: ratio {figures['later_ratio_to_target']:.3f}")
     print(
         f"[{lang}] vs peers on {len(few)} calls ({few_turns} turns): {figures['batched_same_turns_per_s']:.0f} turns/s against "
         f"{figures['peer_per_call_turns_per_s']:.0f} one call at a time (ratio {figures['ratio_to_per_call']:.2f}) and "

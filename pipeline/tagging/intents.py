@@ -326,7 +326,8 @@ class StaticEmbedder(TransformerMixin, BaseEstimator):
         table = self.__dict__.get("_table")
         if table is None:
             table = self._table = self.vectors_.astype(np.float32)  # float16 sums are slow in numpy
-        encodings = _static_tokenizer(self.encoder).encode_batch([texts[i] for i in keep], add_special_tokens=False)
+        # Only the ids are read: the fast call skips the offsets, half the tokenizer's time.
+        encodings = _static_tokenizer(self.encoder).encode_batch_fast([texts[i] for i in keep], add_special_tokens=False)
         lengths = np.array([len(e.ids) for e in encodings])
         ids = np.fromiter((j for e in encodings for j in e.ids), dtype=np.int64, count=int(lengths.sum()))
         rows = np.asarray(keep)[lengths > 0]
