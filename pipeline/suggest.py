@@ -183,6 +183,11 @@ class _Pool:
 
     def __init__(self, rows: list[dict]):
         self.rows = rows
+        self.support = np.array([row["support"] for row in rows], dtype=float)
+        self.resolved = np.array([row["resolved"] for row in rows], dtype=float)
+        # The one call a row's moments all come from (None: several calls; "": none at all),
+        # so that the rows to leave out for a call are found without a loop over the pool.
+        self.sole_call = np.array([_sole(row["call_ids"]) for row in rows] or [None], dtype=object)[: len(rows)]
         texts, owner = [], []
         for i, row in enumerate(rows):
             for t in row["customer_texts"] or [""]:
@@ -190,10 +195,12 @@ class _Pool:
                 owner.append(i)
         self.owner = np.asarray(owner, dtype=int)
         self.context_vec = self.response_vec = None
+        self._prepared: dict[str, np.ndarray] = {}
         if any(t.strip() for t in texts):
             try:
                 self.context_vec = _vectorizer(texts).fit(texts)
-                self.context_matrix = self.context_vec.transform(texts)
+                # Terms by texts: a query then walks only its own terms' texts, not the whole pool.
+                self.context_postings = self.context_vec.transform(texts).T.tocsr()
             except ValueError:  # nothing but stop characters
                 self.context_vec = None
         replies = [row["text"] for row in rows]
@@ -206,12 +213,26 @@ class _Pool:
 
     def similarities(self, text: str) -> np.ndarray:
         """Per row: the highest cosine similarity between ``text`` and one of its customer turns."""
-        out = np.zeros(len(self.rows))
-        if self.context_vec is None or not self.rows:
-            return out
-        per_text = (self.context_matrix @ self.context_vec.transform([text]).T).toarray().ravel()
-        np.maximum.at(out, self.owner, per_text)
-        return out
+        if text not in self._prepared:
+            self.prepare([text])
+        return self._prepared[text]
+
+    def prepare(self, texts: Sequence[str]) -> None:
+        """Work out ``similarities`` for these texts in one pass (it keeps only the last batch's:
+        a report asks for one call's customer turns at a time)."""
+        texts = list(dict.fromkeys(texts))
+        self._prepared = {t: np.zeros(len(self.rows)) for t in texts}
+        if self.context_vec is None or not self.rows or not texts:
+            return
+        per_text = (self.context_vec.transform(texts) @ self.context_postings).toarray()
+        for text, row in zip(texts, per_text):
+            np.maximum.at(self._prepared[text], self.owner, row)
+
+    def usable(self, exclude_call: str | None) -> np.ndarray:
+        """Per row: False when all its moments come from ``exclude_call`` (or it has none)."""
+        if exclude_call is None:
+            return np.ones(len(self.rows), dtype=bool)
+        return (self.sole_call != exclude_call) & (self.sole_call != "")
 
     def agreement(self, weights: np.ndarray) -> np.ndarray:
         """Per row: the weighted mean cosine similarity of its words to the rows with weight."""
@@ -219,6 +240,12 @@ class _Pool:
             return np.zeros(len(self.rows))
         centre = self.response_matrix.T @ (weights / weights.sum())
         return np.asarray(self.response_matrix @ centre).ravel()
+
+
+def _sole(call_ids: Sequence[str]) -> str | None:
+    if not call_ids:
+        return ""
+    return call_ids[0] if all(c == call_ids[0] for c in call_ids) else None
 
 
 def _candidates(index, key: tuple[str, ...]) -> _Pool:
@@ -279,7 +306,7 @@ def suggest(index, context: Sequence[str], customer_text: str, k: int, cfg: Sugg
     base = sum(r for _, r in counts.values()) / moments_here if moments_here else 0.0
     pool = _candidates(index, key if POOL_FROM_CONTEXT else ())
     sims = pool.similarities(customer_text)
-    usable = np.array([exclude_call is None or row["call_ids"] != [exclude_call] * len(row["call_ids"]) for row in pool.rows], dtype=bool)
+    usable = pool.usable(exclude_call)
     # A call's own replies neither vote nor are suggested back to it.
     sims = np.where(usable, sims, 0.0)
     weights = np.zeros(len(pool.rows))
@@ -287,7 +314,7 @@ def suggest(index, context: Sequence[str], customer_text: str, k: int, cfg: Sugg
     order = order[sims[order] > 0]
     weights[order] = sims[order] ** NEIGHBOUR_POWER
     if not weights.any():  # nothing alike: what agents answer here most often
-        weights = np.array([row["support"] for row in pool.rows], dtype=float) * usable
+        weights = pool.support * usable
 
     model = act_model(index, context, cfg)
     acts = [
@@ -299,11 +326,20 @@ def suggest(index, context: Sequence[str], customer_text: str, k: int, cfg: Sugg
     acts.sort(key=lambda a: (-a["score"], -a["probability"], a["act"]))
 
     agreement = pool.agreement(weights)
+    prior = cfg.prior
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rates = np.where(pool.support + prior > 0, (pool.resolved + prior * base) / (pool.support + prior), 0.0)
+    eligible = usable & (pool.resolved > 0) if cfg.resolved_only else usable
+    # Only rows that can reach the top k get their dicts: those within two rounding steps of
+    # the k-th best score (a score is shown rounded to 4 places; np.round and round may part by one).
+    rough = np.round(agreement * rates ** RESPONSE_RESOLUTION_POWER, 4)
+    candidates = np.flatnonzero(eligible)
+    if len(candidates) > k:
+        kth = np.partition(rough[candidates], len(candidates) - k)[len(candidates) - k]
+        candidates = candidates[rough[candidates] >= kth - 2e-4]
     responses = []
-    for i, row in enumerate(pool.rows):
-        if not usable[i] or (cfg.resolved_only and row["resolved"] <= 0):
-            continue
-        rate = _smoothed(row["resolved"], row["support"], base, cfg.prior)
+    for i in candidates:
+        row, rate = pool.rows[i], float(rates[i])
         responses.append({
             "text": row["text"], "act": row.get("act"), "score": round(float(agreement[i]) * rate ** RESPONSE_RESOLUTION_POWER, 4),
             "resolution_probability": round(rate, 4), "support": row["support"], "resolved": row["resolved"],
@@ -368,6 +404,8 @@ def suggestions_for_call(store, call_id: str, k: int = 3, cfg: SuggestConfig | N
         raise KeyError(call_id)
     labels, roles, texts, indexes = found
     index = store_index(store)
+    if not POOL_FROM_CONTEXT:  # every turn asks the same pool: its similarities in one pass
+        _candidates(index, ()).prepare([t for t, role in zip(texts, roles) if role == CUSTOMER])
     out: dict[int, list[dict]] = {}
     for i, role in enumerate(roles):
         if role != CUSTOMER:
