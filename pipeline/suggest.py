@@ -185,9 +185,10 @@ class _Pool:
         self.rows = rows
         self.support = np.array([row["support"] for row in rows], dtype=float)
         self.resolved = np.array([row["resolved"] for row in rows], dtype=float)
-        # The one call a row's moments all come from (None: several calls; "": none at all),
+        # The one call a row's moments all come from (None: several), and whether it names any,
         # so that the rows to leave out for a call are found without a loop over the pool.
         self.sole_call = np.array([_sole(row["call_ids"]) for row in rows] or [None], dtype=object)[: len(rows)]
+        self.has_calls = np.array([bool(row["call_ids"]) for row in rows], dtype=bool)
         texts, owner = [], []
         for i, row in enumerate(rows):
             for t in row["customer_texts"] or [""]:
@@ -213,26 +214,28 @@ class _Pool:
 
     def similarities(self, text: str) -> np.ndarray:
         """Per row: the highest cosine similarity between ``text`` and one of its customer turns."""
-        if text not in self._prepared:
-            self.prepare([text])
-        return self._prepared[text]
+        hit = self._prepared.get(text)
+        return hit if hit is not None else self._similarities([text])[text]
 
     def prepare(self, texts: Sequence[str]) -> None:
-        """Work out ``similarities`` for these texts in one pass (it keeps only the last batch's:
-        a report asks for one call's customer turns at a time)."""
-        texts = list(dict.fromkeys(texts))
-        self._prepared = {t: np.zeros(len(self.rows)) for t in texts}
-        if self.context_vec is None or not self.rows or not texts:
-            return
-        per_text = (self.context_vec.transform(texts) @ self.context_postings).toarray()
-        for text, row in zip(texts, per_text):
-            np.maximum.at(self._prepared[text], self.owner, row)
+        """Work out ``similarities`` for these texts in one pass; only the last batch is kept
+        (a report asks for one call's customer turns at a time)."""
+        self._prepared = self._similarities(texts)
+
+    def _similarities(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        out = {t: np.zeros(len(self.rows)) for t in texts}
+        if self.context_vec is None or not self.rows or not out:
+            return out
+        per_text = (self.context_vec.transform(list(out)) @ self.context_postings).toarray()
+        for sims, row in zip(out.values(), per_text):
+            np.maximum.at(sims, self.owner, row)
+        return out
 
     def usable(self, exclude_call: str | None) -> np.ndarray:
         """Per row: False when all its moments come from ``exclude_call`` (or it has none)."""
         if exclude_call is None:
             return np.ones(len(self.rows), dtype=bool)
-        return (self.sole_call != exclude_call) & (self.sole_call != "")
+        return (self.sole_call != exclude_call) & self.has_calls
 
     def agreement(self, weights: np.ndarray) -> np.ndarray:
         """Per row: the weighted mean cosine similarity of its words to the rows with weight."""
@@ -243,9 +246,7 @@ class _Pool:
 
 
 def _sole(call_ids: Sequence[str]) -> str | None:
-    if not call_ids:
-        return ""
-    return call_ids[0] if all(c == call_ids[0] for c in call_ids) else None
+    return call_ids[0] if call_ids and all(c == call_ids[0] for c in call_ids) else None
 
 
 def _candidates(index, key: tuple[str, ...]) -> _Pool:
@@ -334,7 +335,7 @@ def suggest(index, context: Sequence[str], customer_text: str, k: int, cfg: Sugg
     # the k-th best score (a score is shown rounded to 4 places; np.round and round may part by one).
     rough = np.round(agreement * rates ** RESPONSE_RESOLUTION_POWER, 4)
     candidates = np.flatnonzero(eligible)
-    if len(candidates) > k:
+    if 0 < k < len(candidates):
         kth = np.partition(rough[candidates], len(candidates) - k)[len(candidates) - k]
         candidates = candidates[rough[candidates] >= kth - 2e-4]
     responses = []

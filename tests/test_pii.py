@@ -38,6 +38,16 @@ def test_spoken_digits_become_one_number():
     assert [r.digits for r in runs] == ["4571233"]
 
 
+@pytest.mark.parametrize("text, kind", [
+    ("CALL ME ON FIVE FIVE FIVE ONE TWO THREE FOUR", "PHONE"),  # shouting, or a caps transcript
+    ("phone fıve nıne nıne", "PHONE"),  # letters case-blind matching reads as i and s
+    ("my number is ſix ſeven ſix", "PHONE"),
+    ("thıs is John", "NAME"),
+])
+def test_cases_and_letters_the_patterns_match_are_not_skipped(nlp, text, kind):
+    assert kind in types(nlp, text)
+
+
 def test_spoken_phone_number_is_redacted(nlp):
     ents, red = found(nlp, "you can reach me at four five seven one two three four, thanks")
     assert ("PHONE", "four five seven one two three four") in ents

@@ -171,3 +171,17 @@ def test_cli_suggest(tmp_path, capsys):
     assert "-k must be >= 1, got 0" in err and "-k must be >= 1, got -3" in err and "not both" in err
     assert main(["suggest", str(tmp_path), "--call", "c2", "--turn", "99"]) == 2
     assert "not stored: c2 has no turn 99" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("resolved_only", [True, False])
+@pytest.mark.parametrize("exclude", [None, "c1"])
+def test_the_top_k_responses_are_the_head_of_the_whole_ranking(resolved_only, exclude):
+    from dataclasses import replace
+
+    cfg = replace(CFG, resolved_only=resolved_only)
+    index = index_from(history())
+    whole = suggest(index, ["customer:problem_stated"], "the router is down", 1000, cfg, exclude_call=exclude)["responses"]
+    assert whole
+    for k in range(1, len(whole) + 1):
+        assert suggest(index, ["customer:problem_stated"], "the router is down", k, cfg, exclude_call=exclude)["responses"] == whole[:k]
+    assert suggest(index, ["customer:problem_stated"], "the router is down", 0, cfg)["responses"] == []

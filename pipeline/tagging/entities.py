@@ -54,6 +54,14 @@ _ATOM = re.compile(
 # A cheap first look before the real scan: a digit, or a spoken digit among the words.
 _DIGIT_CHAR = re.compile(r"[\d零〇幺一二两三四五六七八九]")
 _SPOKEN_ATOMS = frozenset("zero oh one two three four five six seven eight nine double triple".split())
+# Letters that case-blind patterns match as ASCII ones but lower() does not turn into them:
+# the quick looks at a text's words see them as the patterns do.
+_FOLD = str.maketrans({"\u0131": "i", "\u0130": "i", "\u017f": "s", "\u212a": "k"})  # ı İ ſ, Kelvin sign
+
+
+def lower_words(text: str) -> set[str]:
+    """The text's words, lower-cased, as the case-blind patterns read them (see ``_WORD``)."""
+    return set(_WORD.findall(text.translate(_FOLD).lower()))
 # What may stand between two pieces of one number: spaces, commas, dashes, dots, brackets.
 _NUMBER_GAP = re.compile(r"[\s,.\-–/()]{0,4}")
 _EDGE = re.compile(r"[\s,.;:!?\-–…。，、！？]*")
@@ -117,7 +125,7 @@ class NumberRun(NamedTuple):
 @functools.lru_cache(maxsize=4096)
 def number_runs(text: str) -> tuple[NumberRun, ...]:
     """Runs of digits and digit words in ``text``, in order."""
-    if _DIGIT_CHAR.search(text) is None and _SPOKEN_ATOMS.isdisjoint(_WORD.findall(text.lower())):
+    if _DIGIT_CHAR.search(text) is None and _SPOKEN_ATOMS.isdisjoint(lower_words(text)):
         return ()
     runs: list[NumberRun] = []
     current: list[re.Match] = []
@@ -264,10 +272,10 @@ _NAME_CUE_WORDS = frozenset("name surname firstname lastname this i call speakin
 
 
 def find_names(text: str, words: set[str] | None = None) -> list[tuple[int, int]]:
-    """Spans of names after a cue; ``words``: the text's lower-cased words (``_WORD``), if known."""
+    """Spans of names after a cue; ``words``: ``lower_words(text)``, if known."""
     spans = []
     if words is None:
-        words = set(_WORD.findall(text.lower()))
+        words = lower_words(text)
     cues = _NAME_CUE.finditer(text) if not _NAME_CUE_WORDS.isdisjoint(words) else ()
     for m in cues:
         words = _name_words(m.group("name"))
@@ -305,7 +313,7 @@ class Detector:
     def find(self, text: str) -> list[dict]:
         found: list[dict] = []
         # The costly patterns run only when a word they need is there (most turns have none).
-        words = set(_WORD.findall(text.lower()))
+        words = lower_words(text)
         cjk = _HAS_CJK.search(text) is not None
         has_digit = _DIGIT.search(text) is not None
 

@@ -331,17 +331,13 @@ class StaticEmbedder(TransformerMixin, BaseEstimator):
         encodings = _static_tokenizer(self.encoder).encode_batch_fast([texts[i] for i in keep], add_special_tokens=False)
         ids = [e.ids for e in encodings]
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        # Each text's token vectors summed as one sparse product (a row of token counts times
-        # the table): far cheaper than gathering every token's vector.
-        counts = sparse.csr_matrix(
-            (np.ones(int(lengths.sum()), dtype=np.float32),
-             np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum())),
-             np.concatenate([[0], np.cumsum(lengths)])),
-            shape=(len(ids), table.shape[0]),
-        )
-        sums = counts @ table
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        out[keep] = sums / np.maximum(norms, 1e-12)  # no tokens: a zero sum stays zero
+        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+        rows = np.asarray(keep)[lengths > 0]
+        if len(rows):
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[lengths > 0]
+            sums = np.add.reduceat(table[flat], starts, axis=0)
+            norms = np.linalg.norm(sums, axis=1, keepdims=True)
+            out[rows] = sums / np.maximum(norms, 1e-12)
         return out
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
