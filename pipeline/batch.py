@@ -390,8 +390,10 @@ def _finish(store: Store, out_dir: Path, cfg: Config, summary: RunSummary, log: 
     if cfg.report.enabled:
         from .report import write_report
 
+        began = time.perf_counter()
         index = write_report(store, out_dir)
-        log("report", f"report: {index}", path=str(index))
+        took_report = time.perf_counter() - began
+        log("report", f"report: {index} (written in {took_report:.1f} s)", path=str(index), seconds=round(took_report, 2))
     if summary.audio_seconds:
         speed = 1 / summary.real_time_factor if summary.real_time_factor else 0.0
         timing = (f"{summary.audio_seconds / 3600:.3f} h of audio in {summary.wall_seconds:.1f} s "
