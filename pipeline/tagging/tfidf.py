@@ -19,7 +19,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 
-# Distinct words whose n-gram ids are kept between batches (a few MB at most).
+# Distinct words whose n-gram ids are kept between batches (some 300 bytes each: tens of MB at most).
 MAX_WORDS = 200_000
 
 
