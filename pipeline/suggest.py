@@ -159,8 +159,12 @@ class SuggestIndex:
         return act_rows, resp_rows
 
 
-def _smoothed(resolved: int, n: int, base: float, prior: float) -> float:
-    return (resolved + prior * base) / (n + prior) if n + prior > 0 else 0.0
+def _smoothed(resolved, n, base: float, prior: float):
+    """``resolved`` of ``n`` pulled toward the rate ``base`` with ``prior`` moments of weight; 0
+    with nothing to go on. Numbers give a float, arrays an array (element by element)."""
+    total = np.asarray(n + prior, dtype=float)
+    rate = np.divide(resolved + prior * base, total, out=np.zeros_like(total), where=total > 0)
+    return rate if rate.ndim else float(rate)
 
 
 def _vectorizer(texts: Sequence[str]):
@@ -187,7 +191,7 @@ class _Pool:
         self.resolved = np.array([row["resolved"] for row in rows], dtype=float)
         # The one call a row's moments all come from (None: several), and whether it names any,
         # so that the rows to leave out for a call are found without a loop over the pool.
-        self.sole_call = np.array([_sole(row["call_ids"]) for row in rows] or [None], dtype=object)[: len(rows)]
+        self.sole_call = np.array([_sole(row["call_ids"]) for row in rows], dtype=object)
         self.has_calls = np.array([bool(row["call_ids"]) for row in rows], dtype=bool)
         texts, owner = [], []
         for i, row in enumerate(rows):
@@ -327,9 +331,7 @@ def suggest(index, context: Sequence[str], customer_text: str, k: int, cfg: Sugg
     acts.sort(key=lambda a: (-a["score"], -a["probability"], a["act"]))
 
     agreement = pool.agreement(weights)
-    prior = cfg.prior
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rates = np.where(pool.support + prior > 0, (pool.resolved + prior * base) / (pool.support + prior), 0.0)
+    rates = _smoothed(pool.resolved, pool.support, base, cfg.prior)
     eligible = usable & (pool.resolved > 0) if cfg.resolved_only else usable
     # Only rows that can reach the top k get their dicts: those within two rounding steps of
     # the k-th best score (a score is shown rounded to 4 places; np.round and round may part by one).

@@ -54,14 +54,6 @@ _ATOM = re.compile(
 # A cheap first look before the real scan: a digit, or a spoken digit among the words.
 _DIGIT_CHAR = re.compile(r"[\d零〇幺一二两三四五六七八九]")
 _SPOKEN_ATOMS = frozenset("zero oh one two three four five six seven eight nine double triple".split())
-# Letters that case-blind patterns match as ASCII ones but lower() does not turn into them:
-# the quick looks at a text's words see them as the patterns do.
-_FOLD = str.maketrans({"\u0131": "i", "\u0130": "i", "\u017f": "s", "\u212a": "k"})  # ı İ ſ, Kelvin sign
-
-
-def lower_words(text: str) -> set[str]:
-    """The text's words, lower-cased, as the case-blind patterns read them (see ``_WORD``)."""
-    return set(_WORD.findall(text.translate(_FOLD).lower()))
 # What may stand between two pieces of one number: spaces, commas, dashes, dots, brackets.
 _NUMBER_GAP = re.compile(r"[\s,.\-–/()]{0,4}")
 _EDGE = re.compile(r"[\s,.;:!?\-–…。，、！？]*")
@@ -160,16 +152,21 @@ def cue_before(text: str, start: int) -> str | None:
     return found
 
 
+MIN_DIGITS = 3  # fewer digits are never labelled, whatever the cue
+
+
 def number_type(digits: str, cue: str | None) -> str | None:
     """What a run of digits is, given the cue before it; None when it is not worth a label."""
     n = len(digits)
+    if n < MIN_DIGITS:
+        return None
     if 13 <= n <= 19 and luhn_ok(digits):
         return "CARD"
-    if cue in ("ORDER", "ACCOUNT", "CASE") and n >= 3:
+    if cue in ("ORDER", "ACCOUNT", "CASE"):
         return cue
     if cue == "ID" and n >= 6:
         return "ID"
-    if cue == "PHONE" and n >= 3:
+    if cue == "PHONE":
         return "PHONE"
     if cue == "CARD" and n >= 4:
         return "ID"  # a card number read out wrong (fails Luhn) still identifies someone
@@ -226,6 +223,16 @@ _DATE_ZH = re.compile(r"\d{4}年\d{1,2}月(?:\d{1,2}[日号])?|\d{1,2}月\d{1,2}
 
 # Words (lower-cased) without which a pattern cannot match: checked before running it.
 _WORD = re.compile(r"[a-z]+")
+# Letters that case-blind patterns match as ASCII ones but lower() does not turn into them:
+# the quick looks at a text's words see them as the patterns do.
+_FOLD = str.maketrans({"\u0131": "i", "\u0130": "i", "\u017f": "s", "\u212a": "k"})  # ı İ ſ, Kelvin sign
+
+
+# The detector and the number scan both look at a turn's words.
+@functools.lru_cache(maxsize=4096)
+def lower_words(text: str) -> frozenset[str]:
+    """The text's words, lower-cased, as the case-blind patterns read them (see ``_WORD``)."""
+    return frozenset(_WORD.findall(text.translate(_FOLD).lower()))
 _DIGIT = re.compile(r"\d")
 _HAS_CJK = re.compile(r"[\u4e00-\u9fff]")
 _STREET_WORDS = frozenset(_STREET.split("|"))
@@ -271,7 +278,7 @@ def _name_words(phrase: str) -> list[str]:
 _NAME_CUE_WORDS = frozenset("name surname firstname lastname this i call speaking talking mr mrs ms miss dr".split())
 
 
-def find_names(text: str, words: set[str] | None = None) -> list[tuple[int, int]]:
+def find_names(text: str, words: frozenset[str] | None = None) -> list[tuple[int, int]]:
     """Spans of names after a cue; ``words``: ``lower_words(text)``, if known."""
     spans = []
     if words is None:
@@ -346,7 +353,7 @@ class Detector:
             if cue in ("ORDER", "ACCOUNT", "CASE", "ID"):
                 add(cue, m.start(), m.end())
         for run in number_runs(text):
-            if len(run.digits) < 3:  # "one", "2": nothing, whatever the cue (see number_type)
+            if len(run.digits) < MIN_DIGITS:  # "one", "2": no cue to look for
                 continue
             kind = number_type(run.digits, cue_before(text, run.start))
             if kind:
