@@ -60,6 +60,7 @@ VADER_CASES = [
     "So we got the kiss of death from the bank, and then a broken heart, yeah right",
     "good",
     "not",
+    "It was kind of good but not GREAT, no worse than before",
 ]
 
 

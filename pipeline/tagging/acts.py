@@ -273,15 +273,24 @@ class ActClassifier(ClassifierMixin, BaseEstimator):
         turns up to two before and after, each with a 'this neighbour exists' flag."""
         blocks = [scores]
         if self.sequence:
-            where = {(d, int(i)): r for r, (d, i) in enumerate(zip(X[:, DIALOGUE], X[:, INDEX]))}
+            # A turn's neighbours by (dialogue, index): one sorted int key per row, found by search.
+            codes: dict = {}
+            dialogue = np.fromiter((codes.setdefault(d, len(codes)) for d in X[:, DIALOGUE]), dtype=np.int64, count=len(X))
+            index = X[:, INDEX].astype(np.int64)
+            low = int(index.min(initial=0))
+            span = int(index.max(initial=0)) - low + 5  # so that index +-2 never reaches another dialogue
+            keys = dialogue * span + index - low
+            order = np.argsort(keys, kind="stable")
+            ranked = keys[order]
             k = scores.shape[1]
             for offset in (-2, -1, 1, 2):
                 block = np.zeros((len(X), k + 1))
-                for r, (d, i) in enumerate(zip(X[:, DIALOGUE], X[:, INDEX])):
-                    j = where.get((d, int(i) + offset))
-                    if j is not None:
-                        block[r, :k] = scores[j]
-                        block[r, k] = 1.0
+                # The last row with the key, as a dict from key to row would keep.
+                at = np.searchsorted(ranked, keys + offset, side="right") - 1
+                found = at >= 0
+                found[found] = ranked[at[found]] == keys[found] + offset
+                block[found, :k] = scores[order[at[found]]]
+                block[found, k] = 1.0
                 blocks.append(block)
         roles = np.column_stack([X[:, ROLE] == role for role in ROLES]).astype(float)
         blocks += [roles, position_features(X[:, [POSITION, INDEX]])]
@@ -410,14 +419,14 @@ ROLE_ACTS = {
 def mask_by_role(proba: np.ndarray, roles: list[str], classes: np.ndarray) -> np.ndarray:
     """Zero the acts a turn's speaker cannot perform and renormalise; unknown roles are left as they are."""
     out = proba.copy()
-    for i, role in enumerate(roles):
-        allowed = ROLE_ACTS.get(role)
-        if allowed is None:
+    for role, allowed in ROLE_ACTS.items():
+        rows = np.fromiter((r == role for r in roles), dtype=bool, count=len(roles))
+        if not rows.any():
             continue
         keep = np.array([c in allowed for c in classes])
-        out[i, ~keep] = 0.0
-        total = out[i].sum()
-        out[i] = out[i] / total if total > 0 else keep / keep.sum()
+        masked = out[rows] * keep
+        total = masked.sum(axis=1, keepdims=True)
+        out[rows] = np.where(total > 0, masked / np.where(total > 0, total, 1.0), keep / keep.sum())
     return out
 
 

@@ -75,20 +75,21 @@ def _fast_vader_class():
         def polarity_scores(self, text):
             if not self.emoji_chars.isdisjoint(text):
                 return super().polarity_scores(text)
-            # The rest of SentimentIntensityAnalyzer.polarity_scores, as it is there.
+            # The rest of SentimentIntensityAnalyzer.polarity_scores, each word lower-cased once;
+            # sentiment_valence gives a word outside the lexicon 0, so it runs only for the others.
             text = text.strip()
             sentitext = SentiText(text)
             sentiments = []
             words_and_emoticons = sentitext.words_and_emoticons
-            for i, item in enumerate(words_and_emoticons):
-                if item.lower() in BOOSTER_DICT:
+            lowered = [w.lower() for w in words_and_emoticons]
+            lexicon, last = self.lexicon, len(lowered) - 1
+            for i, low in enumerate(lowered):
+                if low not in lexicon or low in BOOSTER_DICT or (low == "kind" and i < last and lowered[i + 1] == "of"):
                     sentiments.append(0)
-                    continue
-                if i < len(words_and_emoticons) - 1 and item.lower() == "kind" and words_and_emoticons[i + 1].lower() == "of":
-                    sentiments.append(0)
-                    continue
-                sentiments = self.sentiment_valence(0, sentitext, item, i, sentiments)
-            sentiments = self._but_check(words_and_emoticons, sentiments)
+                else:
+                    sentiments = self.sentiment_valence(0, sentitext, words_and_emoticons[i], i, sentiments)
+            if "but" in lowered:  # _but_check changes nothing otherwise
+                sentiments = self._but_check(words_and_emoticons, sentiments)
             return self.score_valence(sentiments, text)
 
     return FastVader
