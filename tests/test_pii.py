@@ -11,12 +11,10 @@ from pipeline.config import Config, ConfigError, PrivacyConfig, TaggingConfig, l
 from pipeline.privacy import redact_call
 from pipeline.records import AGENT, CUSTOMER, Call, Turn, Word
 from pipeline.tagging.entities import Detector, luhn_ok, number_runs
-from pipeline.tagging.nlp import register_extensions
 
 
 @pytest.fixture(scope="module")
 def nlp():
-    register_extensions()
     nlp = spacy.blank("en")
     nlp.add_pipe("callpipe_pii", config={"products": ["Ford Fusion", "Premium Plan"]})
     return nlp
@@ -142,7 +140,6 @@ def test_chinese_phone_and_name():
 
 
 def test_pii_types_config_limits_redaction():
-    register_extensions()
     nlp = spacy.blank("en")
     nlp.add_pipe("callpipe_pii", config={"products": [], "pii_types": ["phone"]})
     doc = nlp("my name is Jack and my number is 555 0134")

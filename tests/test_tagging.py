@@ -231,6 +231,27 @@ def test_default_tagger_on_an_english_call():
 
 
 
+def test_doc_extensions_read_and_write_the_components_fields():
+    from spacy.tokens import Doc
+
+    tagger = load_tagger(TaggingConfig(), "en")
+    docs = tagger.docs(turns_of(CALL))
+    docs = list(tagger.nlp.pipe(docs))
+    tags = tagger.tag(turns_of(CALL))
+    assert [d._.act for d in docs] == [t.act for t in tags]
+    assert [d._.intent for d in docs] == [t.intent for t in tags]
+    assert [d._.turn_text for d in docs] == [text for _, text in CALL]
+    assert docs[1]._.prev_text == CALL[0][1] and docs[0]._.role == CALL[0][0]
+    # Set through an extension, read by a component: a Doc made outside Tagger.docs.
+    doc = tagger.nlp.make_doc("I want to cancel my subscription")
+    assert doc._.role == UNKNOWN and doc._.turn_text == doc.text
+    doc._.role = CUSTOMER
+    assert tagger.nlp(doc)._.intent == "cancellation"
+    # The fields live in user_data, so a tagged Doc survives serialisation.
+    again = Doc(tagger.nlp.vocab).from_bytes(doc.to_bytes())
+    assert again._.intent == "cancellation" and again._.role == CUSTOMER
+
+
 @pytest.mark.skipif(not all(p.is_file() for p in SHIPPED), reason="shipped acts/intent models not built")
 def test_calls_tagged_together_get_the_tags_they_get_alone():
     tagger = load_tagger(TaggingConfig(), "en")

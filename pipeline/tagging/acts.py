@@ -48,7 +48,7 @@ from spacy.tokens import Doc
 from threadpoolctl import threadpool_limits
 
 from .. import modelfiles
-from .doctext import text_of
+from .turnstate import state
 from .tfidf import fast_tfidf
 from ..records import ACTS, ROLES, UNKNOWN
 
@@ -511,7 +511,7 @@ def load_model(name_or_path: str | Path) -> tuple[ActClassifier, str]:
 # --- the spaCy component ----------------------------------------------------------------------
 
 class ActsComponent:
-    """Sets ``doc._.act`` and ``doc._.act_confidence`` from the Doc text and its context extensions.
+    """Sets the ``act`` and ``act_confidence`` fields (turnstate.py) from the turn's text and context.
 
     Docs must arrive in conversation order. A dialogue starts wherever ``turn_index``
     does not increase; ``pipe`` never cuts a dialogue in two, so every turn sees its
@@ -536,21 +536,20 @@ class ActsComponent:
         if not docs:
             return
         rows, dialogue, last = [], 0, None
-        for doc in docs:
-            ext = doc._
-            index = int(ext.turn_index)
+        states = [state(doc) for doc in docs]
+        for fields in states:
+            index = int(fields["turn_index"])
             if last is not None and index <= last:
                 dialogue += 1
             last = index
-            role = ext.role if ext.role in ROLES else UNKNOWN
-            rows.append([text_of(doc, ext), role, float(ext.position), index, ext.prev_text or "", ext.next_text or "", dialogue])
+            role = fields["role"] if fields["role"] in ROLES else UNKNOWN
+            rows.append([fields["text"], role, float(fields["position"]), index, fields["prev_text"] or "", fields["next_text"] or "", dialogue])
         proba = mask_by_role(self.model.predict_proba(as_table(rows)), [r[1] for r in rows], self.model.classes_)
         acts = decide(proba, self.model.classes_, self.model.class_factors_)
-        classes = list(self.model.classes_)
-        for doc, act, p in zip(docs, acts, proba):
-            ext = doc._
-            ext.act = str(act)
-            ext.act_confidence = float(p[classes.index(act)])
+        column = {c: k for k, c in enumerate(self.model.classes_)}
+        for fields, act, p in zip(states, acts, proba):
+            fields["act"] = str(act)
+            fields["act_confidence"] = float(p[column[act]])
 
 
 def _whole_dialogue_batches(docs: Iterable[Doc], batch_size: int) -> Iterator[list[Doc]]:
@@ -558,7 +557,7 @@ def _whole_dialogue_batches(docs: Iterable[Doc], batch_size: int) -> Iterator[li
     batch: list[Doc] = []
     last = None
     for doc in docs:
-        index = int(doc._.turn_index)
+        index = int(state(doc)["turn_index"])
         starts_dialogue = last is None or index <= last
         if starts_dialogue and len(batch) >= batch_size:
             yield batch

@@ -34,7 +34,7 @@ from typing import NamedTuple
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .doctext import text_of
+from .turnstate import state
 
 PII_TYPES = ("CARD", "PHONE", "EMAIL", "ID", "ADDRESS", "NAME", "ACCOUNT", "ORDER", "CASE")
 ENTITY_TYPES = PII_TYPES + ("MONEY", "DATE", "PRODUCT")
@@ -339,10 +339,10 @@ class Detector:
         if has_digit:
             for m in _SSN.finditer(text):
                 add("ID", m.start(), m.end())
-        if words & _MONEY_WORDS or _MONEY_CHARS.search(text):
+        if not words.isdisjoint(_MONEY_WORDS) or _MONEY_CHARS.search(text):
             for m in _MONEY.finditer(text):
                 add("MONEY", m.start(), m.end())
-        if words & _STREET_WORDS and (has_digit or words & _NUMBER_WORDS):
+        if not words.isdisjoint(_STREET_WORDS) and (has_digit or not words.isdisjoint(_NUMBER_WORDS)):
             for m in _ADDRESS.finditer(text):
                 add("ADDRESS", m.start(), m.end())
         if cjk:
@@ -363,7 +363,7 @@ class Detector:
         for start, end in find_names(text, words):
             add("NAME", start, end)
         for pattern, wanted in (
-            (_DATE_MONTH, bool(words & _MONTH_WORDS)), (_DATE_DAY, bool(words & _DAY_WORDS)),
+            (_DATE_MONTH, not words.isdisjoint(_MONTH_WORDS)), (_DATE_DAY, not words.isdisjoint(_DAY_WORDS)),
             (_DATE_RELATIVE, "ago" in words or "now" in words), (_DATE_ZH, cjk), (_DATE_NUM, has_digit),
         ):
             if wanted:
@@ -389,12 +389,12 @@ def redact(text: str, entities: Iterable[dict], pii_types: Iterable[str]) -> str
     return "".join(out)
 
 
-def _set_result(doc: Doc, entities: list[dict], pii_types: Sequence[str], ext=None) -> None:
+def _set_result(fields: dict, entities: list[dict], pii_types: Sequence[str]) -> None:
+    """A turn's entities, PII flag and redacted text into its fields (turnstate.py)."""
     entities = [{**e, "pii": e["type"] in pii_types} for e in sorted(entities, key=lambda e: e["start"])]
-    ext = doc._ if ext is None else ext
-    ext.entities = entities
-    ext.pii_found = any(e["type"] in pii_types for e in entities)
-    ext.redacted_text = redact(text_of(doc, ext), entities, pii_types)
+    fields["entities"] = entities
+    fields["pii_found"] = any(e["type"] in pii_types for e in entities)
+    fields["redacted_text"] = redact(fields["text"], entities, pii_types)
 
 
 # --- the call-level pass --------------------------------------------------------------------------
@@ -402,7 +402,8 @@ def _set_result(doc: Doc, entities: list[dict], pii_types: Sequence[str], ext=No
 def _link_numbers(docs: Sequence[Doc], pii_types: Sequence[str]) -> set[int]:
     """Numbers read out across consecutive turns ("... is 3," / "3, 3," / "2, 2"): one number."""
     changed: set[int] = set()
-    runs = [number_runs(text_of(doc)) for doc in docs]
+    states = [state(doc) for doc in docs]
+    runs = [number_runs(fields["text"]) for fields in states]
     i = 0
     while i < len(docs):
         if not runs[i] or not runs[i][-1].at_end:
@@ -419,7 +420,7 @@ def _link_numbers(docs: Sequence[Doc], pii_types: Sequence[str]) -> set[int]:
         if len(chain) > 1:
             first_doc, first = chain[0]
             digits = "".join(r.digits for _, r in chain)
-            cue = cue_before(text_of(docs[first_doc]), first.start)
+            cue = cue_before(states[first_doc]["text"], first.start)
             read_out = any(r.at_start and r.at_end for _, r in chain)
             read_back = any(a.digits == b.digits for (_, a), (_, b) in zip(chain, chain[1:]))
             # Joining numbers across turns needs evidence: a cue ("their number is") or a turn
@@ -428,10 +429,10 @@ def _link_numbers(docs: Sequence[Doc], pii_types: Sequence[str]) -> set[int]:
             kind = number_type(digits, cue) if (cue or read_out) and not read_back else None
             if kind in PII_TYPES:
                 for k, run in chain:
-                    doc = docs[k]
-                    e = _entity(kind, text_of(doc), run.start, run.end)
-                    kept = [x for x in doc._.entities if not _overlaps(x, [e])]
-                    _set_result(doc, kept + [e], pii_types)
+                    fields = states[k]
+                    e = _entity(kind, fields["text"], run.start, run.end)
+                    kept = [x for x in fields["entities"] if not _overlaps(x, [e])]
+                    _set_result(fields, kept + [e], pii_types)
                     changed.add(k)
         i = chain[-1][0] if len(chain) > 1 else i + 1
     return changed
@@ -441,8 +442,9 @@ def _link_names(docs: Sequence[Doc], pii_types: Sequence[str]) -> set[int]:
     """A name found in one turn is a name wherever it recurs in the call, with the surname after it
     ("Jack" -> "Jack Sattilly") and in spelled-and-fused form ("IOLET" inside "VIOLET")."""
     words: set[str] = set()
-    for doc in docs:
-        for e in doc._.entities:
+    states = [state(doc) for doc in docs]
+    for fields in states:
+        for e in fields["entities"]:
             if e["type"] == "NAME":
                 for w in re.findall(r"[A-Za-z][a-zA-Z'-]{2,}|[\u4e00-\u9fff]{2,}", e["text"]):
                     if w.lower() not in _NOT_NAMES and w.lower() not in ("st", "saint"):
@@ -454,9 +456,9 @@ def _link_names(docs: Sequence[Doc], pii_types: Sequence[str]) -> set[int]:
     fused = [w.upper() for w in words if w.isascii()]
     caps = re.compile(r"(?<![\w'])[A-Z]{3,}(?![\w'])")
     changed: set[int] = set()
-    for k, doc in enumerate(docs):
+    for k, fields in enumerate(states):
         new = []
-        text = text_of(doc)
+        text = fields["text"]
         for m in recur.finditer(text):
             tail = m.group()[len(m.group().split()[0]):].strip()
             end = m.end() if tail and tail.lower() not in _NOT_NAMES else m.start() + len(m.group().split()[0])
@@ -465,9 +467,9 @@ def _link_names(docs: Sequence[Doc], pii_types: Sequence[str]) -> set[int]:
             # A spelling fused back into one word may lose a letter or two to the word before it.
             if any(m.group() in w and len(m.group()) >= len(w) - 2 for w in fused):
                 new.append(_entity("NAME", text, m.start(), m.end()))
-        new = [e for e in new if not _overlaps(e, doc._.entities)]
+        new = [e for e in new if not _overlaps(e, fields["entities"])]
         if new:
-            _set_result(doc, list(doc._.entities) + new, pii_types)
+            _set_result(fields, list(fields["entities"]) + new, pii_types)
             changed.add(k)
     return changed
 
@@ -475,7 +477,7 @@ def _link_names(docs: Sequence[Doc], pii_types: Sequence[str]) -> set[int]:
 def link_call(docs: Sequence[Doc], pii_types: Sequence[str] | None = None) -> None:
     """Complete the per-turn results with what only the whole call shows (in place)."""
     if pii_types is None:
-        pii_types = docs[0]._.pii_types if docs else PII_TYPES
+        pii_types = state(docs[0])["pii_types"] if docs else PII_TYPES
     _link_numbers(docs, pii_types)
     _link_names(docs, pii_types)
 
@@ -489,9 +491,9 @@ class PiiComponent:
         self.pii_types = tuple(t.upper() for t in pii_types)
 
     def __call__(self, doc: Doc) -> Doc:
-        ext = doc._
-        ext.pii_types = self.pii_types
-        _set_result(doc, self.detector.find(text_of(doc, ext)), self.pii_types, ext)
+        fields = state(doc)
+        fields["pii_types"] = self.pii_types
+        _set_result(fields, self.detector.find(fields["text"]), self.pii_types)
         return doc
 
 

@@ -50,8 +50,8 @@ from spacy.util import minibatch
 
 from .. import modelfiles
 from ..config import MODELS_DIR, REPO_ROOT
-from ..records import CUSTOMER, UNKNOWN
-from .doctext import text_of
+from ..records import CUSTOMER
+from .turnstate import state
 from .tfidf import fast_tfidf
 
 OTHER = "other"
@@ -748,16 +748,8 @@ def load_model(name_or_path: str | Path) -> tuple[IntentClassifier, str]:
 
 # --- the spaCy component ---------------------------------------------------------------------
 
-# The extensions this component reads and writes, with the defaults nlp.py gives them;
-# registered here too (only if missing) so that importing this module first works.
-_EXTENSIONS = {"role": UNKNOWN, "intent": None, "intent_confidence": 0.0}
-for _name, _default in _EXTENSIONS.items():
-    if not Doc.has_extension(_name):
-        Doc.set_extension(_name, default=_default)
-
-
 class IntentComponent:
-    """Sets ``doc._.intent`` / ``doc._.intent_confidence`` on customer turns; other roles get None / 0.0."""
+    """Sets the ``intent`` / ``intent_confidence`` fields (turnstate.py) of customer turns; other roles get None / 0.0."""
 
     def __init__(self, name: str, model: IntentClassifier, version: str, threshold: float):
         if not 0.0 <= threshold <= 1.0:
@@ -779,17 +771,17 @@ class IntentComponent:
     def _tag(self, docs: list[Doc]) -> None:
         customers = []
         for doc in docs:
-            ext = doc._
-            if ext.role == CUSTOMER:
-                customers.append((doc, ext))
+            fields = state(doc)
+            if fields["role"] == CUSTOMER:
+                customers.append(fields)
             else:
-                ext.intent, ext.intent_confidence = None, 0.0
+                fields["intent"], fields["intent_confidence"] = None, 0.0
         if not customers:
             return
         # One vectorised prediction for the whole batch: the encoder is far cheaper per text in batches.
-        labels, confidence = self.model.predict_with_other([text_of(d, ext) for d, ext in customers], self.threshold)
-        for (_, ext), label, conf in zip(customers, labels, confidence):
-            ext.intent, ext.intent_confidence = str(label), float(conf)
+        labels, confidence = self.model.predict_with_other([f["text"] for f in customers], self.threshold)
+        for fields, label, conf in zip(customers, labels, confidence):
+            fields["intent"], fields["intent_confidence"] = str(label), float(conf)
 
 
 @Language.factory("callpipe_intent", default_config={"model": "intents-taxonomy", "threshold": 0.35})

@@ -1,4 +1,4 @@
-"""The tagging stage as a spaCy pipeline: one Doc per turn, its context on Doc extensions.
+"""The tagging stage as a spaCy pipeline: one Doc per turn, its context and results in its fields (turnstate.py).
 
 Components are added by factory name, in order: ``callpipe_acts`` (acts.py), then
 ``callpipe_intent`` (intents.py; it reads ``doc._.role`` and only tags customer
@@ -25,6 +25,7 @@ from . import acts as _acts  # noqa: F401  (registers the callpipe_acts factory)
 from . import entities as _entities  # registers callpipe_pii
 from . import sentiment as _sentiment  # noqa: F401  (registers callpipe_sentiment)
 from .acts import relative_position
+from .turnstate import start_state, state
 
 try:  # registers the callpipe_intent factory
     importlib.import_module(f"{__package__}.intents")
@@ -36,31 +37,6 @@ ACTS_COMPONENT = "callpipe_acts"
 INTENT_COMPONENT = "callpipe_intent"
 SENTIMENT_COMPONENT = "callpipe_sentiment"
 PII_COMPONENT = "callpipe_pii"
-
-# Doc extensions and their defaults. The defaults match TurnTags' so an untagged Doc reads as "other".
-EXTENSIONS = {
-    "role": UNKNOWN,
-    "position": 0.0,  # relative: 0 = first turn, 1 = last
-    "turn_index": 0,
-    "prev_text": "",
-    "next_text": "",
-    "act": "other",
-    "act_confidence": 0.0,
-    "intent": None,
-    "intent_confidence": 0.0,
-    "sentiment": 0.0,
-    "entities": (),
-    "redacted_text": None,
-    "pii_found": False,
-    "pii_types": (),
-    "turn_text": None,  # the turn's text, read through doctext.text_of (Doc.text rebuilds it per read)
-}
-
-
-def register_extensions() -> None:
-    for name, default in EXTENSIONS.items():
-        if not Doc.has_extension(name):
-            Doc.set_extension(name, default=default)
 
 
 def is_chinese(lang: str) -> bool:
@@ -79,7 +55,6 @@ def acts_model_for(configured: str, lang: str) -> str:
 
 def build_nlp(cfg: TaggingConfig, lang: str, intents: bool = True) -> Language:
     """The pipeline for a config and language; ``intents=False`` leaves out the intent component."""
-    register_extensions()
     nlp = spacy.blank("zh" if is_chinese(lang) else "en")
     nlp.add_pipe(ACTS_COMPONENT, config={"model": acts_model_for(cfg.acts_model, lang)})
     if intents and Language.has_factory(INTENT_COMPONENT):
@@ -107,14 +82,16 @@ class Tagger:
         docs = []
         for i, turn in enumerate(turns):
             doc = self.nlp.make_doc(turn.text)
-            ext = doc._  # each `doc._` builds a new accessor object: one per doc
-            ext.turn_text = turn.text
-            # Position in the sequence given, not Turn.index: the models learnt consecutive indexes.
-            ext.turn_index = i
-            ext.position = relative_position(i, n)
-            ext.role = turn.role if turn.role in ROLES else UNKNOWN
-            ext.prev_text = turns[i - 1].text if i > 0 else ""
-            ext.next_text = turns[i + 1].text if i + 1 < n else ""
+            start_state(
+                doc,
+                text=turn.text,
+                # Position in the sequence given, not Turn.index: the models learnt consecutive indexes.
+                turn_index=i,
+                position=relative_position(i, n),
+                role=turn.role if turn.role in ROLES else UNKNOWN,
+                prev_text=turns[i - 1].text if i > 0 else "",
+                next_text=turns[i + 1].text if i + 1 < n else "",
+            )
             docs.append(doc)
         return docs
 
@@ -142,16 +119,16 @@ class Tagger:
 
 
 def _tags(doc: Doc) -> TurnTags:
-    ext = doc._
+    fields = state(doc)
     return TurnTags(
-        act=ext.act,
-        act_confidence=float(ext.act_confidence),
-        intent=ext.intent,
-        intent_confidence=float(ext.intent_confidence or 0.0),
-        sentiment=float(ext.sentiment),
-        entities=tuple(ext.entities),
-        redacted_text=ext.redacted_text,
-        pii_found=bool(ext.pii_found),
+        act=fields["act"],
+        act_confidence=float(fields["act_confidence"]),
+        intent=fields["intent"],
+        intent_confidence=float(fields["intent_confidence"] or 0.0),
+        sentiment=float(fields["sentiment"]),
+        entities=tuple(fields["entities"]),
+        redacted_text=fields["redacted_text"],
+        pii_found=bool(fields["pii_found"]),
     )
 
 

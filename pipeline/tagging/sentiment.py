@@ -29,7 +29,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..records import CUSTOMER, Turn, TurnTags
-from .doctext import text_of
+from .turnstate import state
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
@@ -184,8 +184,8 @@ class SentimentComponent:
         _chinese()
 
     def __call__(self, doc: Doc) -> Doc:
-        ext = doc._
-        ext.sentiment = score_text(text_of(doc, ext))
+        fields = state(doc)
+        fields["sentiment"] = score_text(fields["text"])
         return doc
 
 
