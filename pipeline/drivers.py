@@ -65,8 +65,10 @@ def cluster_statements(texts: Sequence[str], language: str, cfg: DriversConfig, 
 
     vec = _vectorizer(language, len(texts), cfg.stop_words)
     X = vec.fit_transform(texts)  # rows are L2-normalised: k-means on them clusters by cosine
-    k = topic_count(len(texts), cfg.topics)
-    k = min(k, X.shape[0])
+    X.sort_indices()
+    # No more topics than distinct statements: k-means cannot fill the rest (and warns).
+    distinct = len({(X.indices[a:b].tobytes(), X.data[a:b].tobytes()) for a, b in zip(X.indptr[:-1], X.indptr[1:])})
+    k = min(topic_count(len(texts), cfg.topics), distinct)
     if X.shape[1] == 0 or k < 1:
         return np.zeros(len(texts), dtype=int), [[]]
     if len(texts) > 20000:

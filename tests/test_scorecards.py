@@ -68,6 +68,19 @@ def test_drivers_cluster_problem_statements_per_language():
     assert topic_count(3000, 0) == 30 and topic_count(40, 0) == 2
 
 
+
+def test_repeated_statements_get_no_more_topics_than_there_are_distinct_ones():
+    import warnings
+
+    from pipeline.drivers import cluster_statements
+
+    texts = ["my router keeps dropping the wifi", "refund the double charge on my bill", "my router keeps dropping the wifi"] * 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # k-means warns when asked for more clusters than distinct points
+        labels, keywords = cluster_statements(texts, "en", DriversConfig(topics=30, keywords=3))
+    assert len(keywords) == 2 and len(set(labels)) == 2
+    assert labels[0] == labels[2] != labels[1]
+
 def test_refresh_fills_every_cross_call_table(tmp_path):
     from pipeline.crosscall import refresh
     from pipeline.records import Call, Turn, TurnTags
