@@ -34,6 +34,8 @@ def types(nlp, text):
 def test_spoken_digits_become_one_number():
     runs = number_runs("call me on four five seven, one two double three")
     assert [r.digits for r in runs] == ["4571233"]
+    every_word = number_runs("Zero oh one two three four five six seven eight nine, Double two, TRIPLE three")
+    assert [r.digits for r in every_word] == ["0012345678922333"]
 
 
 @pytest.mark.parametrize("text, kind", [
@@ -117,6 +119,14 @@ def test_spelled_letters_are_names(nlp, text, spelled):
 
 def test_words_with_dashes_and_times_are_not_spelling(nlp):
     assert "NAME" not in types(nlp, "the high -end in -house make -and -model at 8 a .m. Bye -bye")
+
+
+@pytest.mark.parametrize("cue", [
+    "my name is", "His last name is", "her full name is", "the surname is", "first name is", "Surname is", "name's",
+    "This is", "I'm", "I am", "call me", "speaking with", "talking to", "Mr.", "Mrs", "Ms", "Miss", "Dr.",
+])
+def test_every_name_cue_finds_the_name(nlp, cue):
+    assert ("NAME", "Tilly") in found(nlp, f"yes {cue} Tilly and that is all")[0]
 
 
 def test_names_after_cues_only_when_capitalised(nlp):
