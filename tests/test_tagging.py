@@ -250,6 +250,23 @@ def test_doc_extensions_read_and_write_the_components_fields():
     # The fields live in user_data, so a tagged Doc survives serialisation.
     again = Doc(tagger.nlp.vocab).from_bytes(doc.to_bytes())
     assert again._.intent == "cancellation" and again._.role == CUSTOMER
+    # No text set means the Doc's own.
+    doc._.turn_text = None
+    assert doc._.turn_text == doc.text and tagger.nlp(doc)._.intent == "cancellation"
+
+
+def test_an_extension_name_taken_by_other_code_is_refused():
+    from spacy.tokens import Doc
+
+    from pipeline.tagging import turnstate
+
+    Doc.set_extension("callpipe_test_taken", default=None)
+    try:
+        with pytest.raises(RuntimeError, match="callpipe_test_taken.*already registered by other code"):
+            turnstate._register("act", "callpipe_test_taken")
+    finally:
+        Doc.remove_extension("callpipe_test_taken")
+    turnstate._register("act", "act")  # its own registration again is fine
 
 
 @pytest.mark.skipif(not all(p.is_file() for p in SHIPPED), reason="shipped acts/intent models not built")

@@ -424,7 +424,7 @@ def mask_by_role(proba: np.ndarray, roles: list[str], classes: np.ndarray) -> np
         if not rows.any():
             continue
         keep = np.array([c in allowed for c in classes])
-        masked = out[rows] * keep
+        masked = np.where(keep, out[rows], 0.0)
         total = masked.sum(axis=1, keepdims=True)
         out[rows] = np.where(total > 0, masked / np.where(total > 0, total, 1.0), keep / keep.sum())
     return out

@@ -54,12 +54,18 @@ def start_state(doc: Doc, **values) -> dict:
 
 
 def _register(field: str, extension: str) -> None:
-    if not Doc.has_extension(extension):
-        Doc.set_extension(
-            extension,
-            getter=lambda doc: state(doc)[field],
-            setter=lambda doc, value: state(doc).__setitem__(field, value),
-        )
+    if Doc.has_extension(extension):
+        getter = Doc.get_extension(extension)[2]
+        if getattr(getter, "__module__", None) != __name__:
+            # Its values would live apart from the fields the components read and write.
+            raise RuntimeError(f"the Doc extension {extension!r} is already registered by other code; "
+                               "callpipe's tagging components keep a turn's fields under that name")
+
+    def set_value(doc: Doc, value) -> None:
+        # No text (None) means the Doc's own, as for a Doc made without one.
+        state(doc)[field] = doc.text if field == "text" and value is None else value
+
+    Doc.set_extension(extension, getter=lambda doc: state(doc)[field], setter=set_value, force=True)
 
 
 for _field, _extension in EXTENSION_NAMES.items():
