@@ -401,20 +401,19 @@ def _set_result(fields: dict, entities: list[dict], pii_types: Sequence[str]) ->
 
 # --- the call-level pass --------------------------------------------------------------------------
 
-def _link_numbers(docs: Sequence[Doc], pii_types: Sequence[str]) -> set[int]:
+def _link_numbers(states: Sequence[dict], pii_types: Sequence[str]) -> set[int]:
     """Numbers read out across consecutive turns ("... is 3," / "3, 3," / "2, 2"): one number."""
     changed: set[int] = set()
-    states = [state(doc) for doc in docs]
     runs = [number_runs(fields["text"]) for fields in states]
     i = 0
-    while i < len(docs):
+    while i < len(states):
         if not runs[i] or not runs[i][-1].at_end:
             i += 1
             continue
         chain = [(i, runs[i][-1])]
         j = i + 1
         # Follow turns that start with a number; a turn that is only a number passes the chain on.
-        while j < len(docs) and runs[j] and runs[j][0].at_start:
+        while j < len(states) and runs[j] and runs[j][0].at_start:
             chain.append((j, runs[j][0]))
             if not (len(runs[j]) == 1 and runs[j][0].at_end):
                 break
@@ -440,11 +439,10 @@ def _link_numbers(docs: Sequence[Doc], pii_types: Sequence[str]) -> set[int]:
     return changed
 
 
-def _link_names(docs: Sequence[Doc], pii_types: Sequence[str]) -> set[int]:
+def _link_names(states: Sequence[dict], pii_types: Sequence[str]) -> set[int]:
     """A name found in one turn is a name wherever it recurs in the call, with the surname after it
     ("Jack" -> "Jack Sattilly") and in spelled-and-fused form ("IOLET" inside "VIOLET")."""
     words: set[str] = set()
-    states = [state(doc) for doc in docs]
     for fields in states:
         for e in fields["entities"]:
             if e["type"] == "NAME":
@@ -478,10 +476,11 @@ def _link_names(docs: Sequence[Doc], pii_types: Sequence[str]) -> set[int]:
 
 def link_call(docs: Sequence[Doc], pii_types: Sequence[str] | None = None) -> None:
     """Complete the per-turn results with what only the whole call shows (in place)."""
+    states = [state(doc) for doc in docs]  # the turns' fields (turnstate.py)
     if pii_types is None:
-        pii_types = state(docs[0])["pii_types"] if docs else PII_TYPES
-    _link_numbers(docs, pii_types)
-    _link_names(docs, pii_types)
+        pii_types = states[0]["pii_types"] if states else PII_TYPES
+    _link_numbers(states, pii_types)
+    _link_names(states, pii_types)
 
 
 class PiiComponent:
